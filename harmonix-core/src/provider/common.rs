@@ -1,0 +1,672 @@
+//! Building blocks every environment shares: parameters, tags, the KMS
+//! key, the log group, the audit table, the operations and provisioning
+//! roles, and the network (a new VPC across three AZs, or an existing one).
+//!
+//! Each function adds resources and outputs to a [`Template`] and returns
+//! the values later blocks need, so a provider reads top to bottom.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::names::Names;
+use super::stack::StackDefinition;
+use crate::spec::{ProviderSpec, ResolvedVpc};
+use crate::template::{Output, Parameter, Resource, Template, fns};
+
+/// Logical ids used across providers.
+pub mod ids {
+    /// The environment KMS key.
+    pub const KMS_KEY: &str = "EnvironmentKey";
+    /// Its alias.
+    pub const KMS_ALIAS: &str = "EnvironmentKeyAlias";
+    /// The environment log group.
+    pub const LOG_GROUP: &str = "EnvironmentLogGroup";
+    /// The audit table.
+    pub const AUDIT_TABLE: &str = "AuditTable";
+    /// The operations role.
+    pub const OPERATIONS_ROLE: &str = "OperationsRole";
+    /// The provisioning role.
+    pub const PROVISIONING_ROLE: &str = "ProvisioningRole";
+    /// The VPC (new VPC only).
+    pub const VPC: &str = "Vpc";
+}
+
+/// Names of the template parameters every environment template has.
+pub mod params {
+    /// Resource-name prefix.
+    pub const PREFIX: &str = "Prefix";
+    /// Environment (provider) name.
+    pub const ENVIRONMENT_NAME: &str = "EnvironmentName";
+    /// CIDR of a new VPC.
+    pub const VPC_CIDR: &str = "VpcCidr";
+    /// Id of an existing VPC.
+    pub const VPC_ID: &str = "VpcId";
+    /// Private subnets of an existing VPC.
+    pub const PRIVATE_SUBNET_IDS: &str = "PrivateSubnetIds";
+    /// Public subnets of an existing VPC.
+    pub const PUBLIC_SUBNET_IDS: &str = "PublicSubnetIds";
+}
+
+/// Output keys shared by every environment template (the catalog reads them).
+pub mod outputs {
+    /// VPC id.
+    pub const VPC_ID: &str = "VpcId";
+    /// Comma-separated private subnet ids.
+    pub const PRIVATE_SUBNETS: &str = "PrivateSubnetIds";
+    /// Comma-separated public subnet ids.
+    pub const PUBLIC_SUBNETS: &str = "PublicSubnetIds";
+    /// KMS key ARN.
+    pub const KMS_KEY_ARN: &str = "KmsKeyArn";
+    /// Log group name.
+    pub const LOG_GROUP: &str = "LogGroupName";
+    /// Audit table name.
+    pub const AUDIT_TABLE: &str = "AuditTableName";
+    /// Audit table ARN.
+    pub const AUDIT_TABLE_ARN: &str = "AuditTableArn";
+    /// Operations role ARN.
+    pub const OPERATIONS_ROLE_ARN: &str = "OperationsRoleArn";
+    /// Provisioning role ARN.
+    pub const PROVISIONING_ROLE_ARN: &str = "ProvisioningRoleArn";
+    /// Cluster name (ECS/EKS).
+    pub const CLUSTER_NAME: &str = "ClusterName";
+    /// Cluster ARN (ECS/EKS).
+    pub const CLUSTER_ARN: &str = "ClusterArn";
+}
+
+/// Maximum session length of the environment roles: 12 hours.
+pub const MAX_SESSION_SECONDS: u32 = 43_200;
+
+/// The AWS partition of a region (`aws`, `aws-cn`, `aws-us-gov`).
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// `Fn::Sub` of a name built from `${Prefix}-${EnvironmentName}` + `suffix`.
+pub fn name_sub(suffix: &str) -> Value {
+    fns::sub(&format!("${{Prefix}}-${{EnvironmentName}}{suffix}"))
+}
+
+/// A new template with the shared parameters, and the matching parameter
+/// values.
+pub fn base_template(description: &str, spec: &ProviderSpec) -> (Template, BTreeMap<String, String>) {
+    let mut t = Template::new(description);
+    t.parameter(
+        params::PREFIX,
+        Parameter::string("Prefix of every resource name").pattern("^[a-z][a-z0-9-]*$"),
+    );
+    t.parameter(
+        params::ENVIRONMENT_NAME,
+        Parameter::string("Environment provider name").pattern("^[a-z][a-z0-9-]*$"),
+    );
+    let mut values = BTreeMap::new();
+    values.insert(params::PREFIX.to_owned(), spec.prefix().to_owned());
+    values.insert(params::ENVIRONMENT_NAME.to_owned(), spec.name.clone());
+    (t, values)
+}
+
+/// Stack tags: the spec's tags plus Harmonix's own.
+pub fn stack_tags(spec: &ProviderSpec) -> BTreeMap<String, String> {
+    let mut tags = spec.tags.clone();
+    tags.insert("harmonix:environment".into(), spec.name.clone());
+    tags.insert("harmonix:kind".into(), spec.kind.to_string());
+    tags.insert("harmonix:prefix".into(), spec.prefix().to_owned());
+    tags
+}
+
+/// Resource tags (CloudFormation tag list) from [`stack_tags`].
+pub fn resource_tags(spec: &ProviderSpec) -> Value {
+    let tags = stack_tags(spec);
+    fns::tags(tags.iter().map(|(k, v)| (k.as_str(), json!(v))))
+}
+
+/// A stack definition for the environment stack of `spec`.
+pub fn environment_stack(spec: &ProviderSpec, template: Template, parameters: BTreeMap<String, String>) -> StackDefinition {
+    StackDefinition {
+        name: Names::of(spec).stack,
+        provider: spec.name.clone(),
+        account: spec.account.to_string(),
+        region: spec.region.clone(),
+        template,
+        parameters,
+        tags: stack_tags(spec),
+        depends_on: Vec::new(),
+        capabilities: vec!["CAPABILITY_NAMED_IAM".into()],
+    }
+}
+
+/// The customer-managed KMS key (rotation on) that encrypts the log group,
+/// the audit table and the SSM parameters, with an alias.
+pub fn kms_key(t: &mut Template, spec: &ProviderSpec) {
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountAdministration",
+                "Effect": "Allow",
+                "Principal": { "AWS": fns::sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root") },
+                "Action": "kms:*",
+                "Resource": "*"
+            },
+            {
+                "Sid": "CloudWatchLogs",
+                "Effect": "Allow",
+                "Principal": { "Service": fns::sub("logs.${AWS::Region}.amazonaws.com") },
+                "Action": ["kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+                "Resource": "*",
+                "Condition": {
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn":
+                            fns::sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")
+                    }
+                }
+            }
+        ]
+    });
+    t.resource(
+        ids::KMS_KEY,
+        Resource::new("AWS::KMS::Key")
+            .property("Description", name_sub(" environment key"))
+            .property("EnableKeyRotation", true)
+            .property("KeyPolicy", policy)
+            .property("Tags", resource_tags(spec)),
+    );
+    t.resource(
+        ids::KMS_ALIAS,
+        Resource::new("AWS::KMS::Alias")
+            .property("AliasName", fns::sub("alias/${Prefix}-${EnvironmentName}"))
+            .property("TargetKeyId", fns::ref_(ids::KMS_KEY)),
+    );
+    t.output(
+        outputs::KMS_KEY_ARN,
+        Output::new(fns::get_att(ids::KMS_KEY, "Arn")).description("Environment KMS key ARN"),
+    );
+}
+
+/// The environment log group, KMS-encrypted, with the spec's retention.
+pub fn log_group(t: &mut Template, spec: &ProviderSpec) {
+    t.resource(
+        ids::LOG_GROUP,
+        Resource::new("AWS::Logs::LogGroup")
+            .property("LogGroupName", fns::sub("/${Prefix}/${EnvironmentName}/environment"))
+            .property("RetentionInDays", spec.log_retention_days())
+            .property("KmsKeyId", fns::get_att(ids::KMS_KEY, "Arn"))
+            .property("Tags", resource_tags(spec)),
+    );
+    t.output(
+        outputs::LOG_GROUP,
+        Output::new(fns::ref_(ids::LOG_GROUP)).description("Environment log group"),
+    );
+}
+
+/// The audit table: `id` (partition) + `createdAt` (sort), point-in-time
+/// recovery, KMS, on-demand.
+pub fn audit_table(t: &mut Template, spec: &ProviderSpec) {
+    t.resource(
+        ids::AUDIT_TABLE,
+        Resource::new("AWS::DynamoDB::Table")
+            .property("TableName", name_sub("-audit"))
+            .property("BillingMode", "PAY_PER_REQUEST")
+            .property(
+                "AttributeDefinitions",
+                json!([
+                    { "AttributeName": "id", "AttributeType": "S" },
+                    { "AttributeName": "createdAt", "AttributeType": "S" }
+                ]),
+            )
+            .property(
+                "KeySchema",
+                json!([
+                    { "AttributeName": "id", "KeyType": "HASH" },
+                    { "AttributeName": "createdAt", "KeyType": "RANGE" }
+                ]),
+            )
+            .property(
+                "PointInTimeRecoverySpecification",
+                json!({ "PointInTimeRecoveryEnabled": true }),
+            )
+            .property(
+                "SSESpecification",
+                json!({
+                    "SSEEnabled": true,
+                    "SSEType": "KMS",
+                    "KMSMasterKeyId": fns::get_att(ids::KMS_KEY, "Arn")
+                }),
+            )
+            .property("Tags", resource_tags(spec)),
+    );
+    t.output(
+        outputs::AUDIT_TABLE,
+        Output::new(fns::ref_(ids::AUDIT_TABLE)).description("Audit table name"),
+    );
+    t.output(
+        outputs::AUDIT_TABLE_ARN,
+        Output::new(fns::get_att(ids::AUDIT_TABLE, "Arn")).description("Audit table ARN"),
+    );
+}
+
+/// A trust policy letting exactly `principal_arn` assume the role.
+pub fn trust_policy(principal_arn: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "AWS": principal_arn },
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// A trust policy for an AWS service principal (e.g. `eks.amazonaws.com`).
+pub fn service_trust_policy(service: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": service },
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// An inline policy document.
+pub fn policy(name: &str, statements: Vec<Value>) -> Value {
+    json!({
+        "PolicyName": name,
+        "PolicyDocument": { "Version": "2012-10-17", "Statement": statements }
+    })
+}
+
+/// An `Allow` statement.
+pub fn allow(actions: &[&str], resources: Vec<Value>) -> Value {
+    json!({ "Effect": "Allow", "Action": actions, "Resource": resources })
+}
+
+/// The operations role (assumed by the Backstage platform role to operate
+/// the environment) and the provisioning role (assumed by the pipeline role
+/// to deploy applications into it), 12 h max session each.
+///
+/// `operations` and `provisioning` are the kind-specific statements; both
+/// roles also get access to the environment's audit table, log group and key.
+pub fn environment_roles(
+    t: &mut Template,
+    spec: &ProviderSpec,
+    operations: Vec<Value>,
+    provisioning: Vec<Value>,
+) {
+    let shared = vec![
+        allow(
+            &["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
+            vec![fns::get_att(ids::AUDIT_TABLE, "Arn")],
+        ),
+        allow(
+            &["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams", "logs:GetLogEvents"],
+            vec![fns::get_att(ids::LOG_GROUP, "Arn")],
+        ),
+        allow(
+            &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            vec![fns::get_att(ids::KMS_KEY, "Arn")],
+        ),
+        allow(
+            &["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+            vec![fns::sub(
+                "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${Prefix}/${EnvironmentName}/*",
+            )],
+        ),
+    ];
+    let mut ops = shared.clone();
+    ops.extend(operations);
+    let mut prov = shared;
+    prov.extend(provisioning);
+    t.resource(
+        ids::OPERATIONS_ROLE,
+        Resource::new("AWS::IAM::Role")
+            .property("RoleName", name_sub("-operations-role"))
+            .property("Description", name_sub(" operations role, assumed by the platform"))
+            .property("MaxSessionDuration", MAX_SESSION_SECONDS)
+            .property("AssumeRolePolicyDocument", trust_policy(&spec.platform_role))
+            .property("Policies", json!([policy("operations", ops)]))
+            .property("Tags", resource_tags(spec)),
+    );
+    t.resource(
+        ids::PROVISIONING_ROLE,
+        Resource::new("AWS::IAM::Role")
+            .property("RoleName", name_sub("-provisioning-role"))
+            .property("Description", name_sub(" provisioning role, assumed by the pipeline"))
+            .property("MaxSessionDuration", MAX_SESSION_SECONDS)
+            .property("AssumeRolePolicyDocument", trust_policy(&spec.pipeline_role))
+            .property("Policies", json!([policy("provisioning", prov)]))
+            .property("Tags", resource_tags(spec)),
+    );
+    t.output(
+        outputs::OPERATIONS_ROLE_ARN,
+        Output::new(fns::get_att(ids::OPERATIONS_ROLE, "Arn")).description("Operations role ARN"),
+    );
+    t.output(
+        outputs::PROVISIONING_ROLE_ARN,
+        Output::new(fns::get_att(ids::PROVISIONING_ROLE, "Arn"))
+            .description("Provisioning role ARN"),
+    );
+}
+
+/// An SSM `String` parameter with an explicit name under the environment's
+/// prefix (`/{prefix}/{name}/{key}`).
+pub fn ssm_parameter(t: &mut Template, spec: &ProviderSpec, logical_id: &str, key: &str, value: Value, description: &str) {
+    let tags: serde_json::Map<String, Value> = stack_tags(spec)
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    t.resource(
+        logical_id,
+        Resource::new("AWS::SSM::Parameter")
+            .property("Name", fns::sub(&format!("/${{Prefix}}/${{EnvironmentName}}/{key}")))
+            .property("Type", "String")
+            .property("Value", value)
+            .property("Description", description)
+            .property("Tags", Value::Object(tags)),
+    );
+}
+
+/// What later blocks need from the network.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// The VPC id (a `Ref`).
+    pub vpc_id: Value,
+    /// The private subnet ids (a list value).
+    pub private_subnets: Value,
+    /// The public subnet ids (a list value).
+    pub public_subnets: Value,
+}
+
+/// Number of availability zones a new VPC spans.
+pub const AZ_COUNT: u32 = 3;
+
+/// The network: a new VPC across three AZs (public and private subnets,
+/// internet gateway, one NAT gateway, flow logs to the environment log
+/// group) or an existing VPC given by parameters.
+pub fn network(t: &mut Template, spec: &ProviderSpec, values: &mut BTreeMap<String, String>) -> Network {
+    match spec.resolved_vpc() {
+        ResolvedVpc::New { cidr } => new_vpc(t, spec, cidr, values),
+        ResolvedVpc::Existing {
+            id,
+            private_subnet_ids,
+            public_subnet_ids,
+        } => {
+            t.parameter(
+                params::VPC_ID,
+                Parameter::of_type("AWS::EC2::VPC::Id", "Existing VPC id"),
+            );
+            values.insert(params::VPC_ID.into(), id.to_owned());
+            t.parameter(
+                params::PRIVATE_SUBNET_IDS,
+                Parameter::of_type("CommaDelimitedList", "Private subnet ids of the existing VPC")
+                    .default_value(""),
+            );
+            values.insert(params::PRIVATE_SUBNET_IDS.into(), private_subnet_ids.join(","));
+            t.parameter(
+                params::PUBLIC_SUBNET_IDS,
+                Parameter::of_type("CommaDelimitedList", "Public subnet ids of the existing VPC")
+                    .default_value(""),
+            );
+            values.insert(params::PUBLIC_SUBNET_IDS.into(), public_subnet_ids.join(","));
+            t.output(outputs::VPC_ID, Output::new(fns::ref_(params::VPC_ID)).description("VPC id"));
+            t.output(
+                outputs::PRIVATE_SUBNETS,
+                Output::new(fns::join(",", vec![fns::ref_(params::PRIVATE_SUBNET_IDS)]))
+                    .description("Private subnet ids"),
+            );
+            ssm_parameter(t, spec, "VpcIdParameter", "vpc-id", fns::ref_(params::VPC_ID), "Environment VPC id");
+            Network {
+                vpc_id: fns::ref_(params::VPC_ID),
+                private_subnets: fns::ref_(params::PRIVATE_SUBNET_IDS),
+                public_subnets: fns::ref_(params::PUBLIC_SUBNET_IDS),
+            }
+        }
+    }
+}
+
+/// Subnet size for a VPC of prefix length `prefix_len` split into 8 blocks
+/// (3 public + 3 private + 2 spare): host bits per subnet for `Fn::Cidr`.
+pub fn subnet_bits(prefix_len: u8) -> u32 {
+    u32::from(32u8.saturating_sub(prefix_len).saturating_sub(3))
+}
+
+fn new_vpc(t: &mut Template, spec: &ProviderSpec, cidr: &str, values: &mut BTreeMap<String, String>) -> Network {
+    let prefix_len: u8 = cidr
+        .split_once('/')
+        .and_then(|(_, l)| l.parse().ok())
+        .unwrap_or(24);
+    let bits = subnet_bits(prefix_len);
+    t.parameter(
+        params::VPC_CIDR,
+        Parameter::string("CIDR block of the VPC")
+            .pattern(r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-8])$"),
+    );
+    values.insert(params::VPC_CIDR.into(), cidr.to_owned());
+    let tags = |suffix: &str| {
+        let mut all = stack_tags(spec);
+        all.insert("Name".into(), format!("{}{suffix}", Names::of(spec).base));
+        fns::tags(all.iter().map(|(k, v)| (k.as_str(), json!(v))))
+    };
+    t.resource(
+        ids::VPC,
+        Resource::new("AWS::EC2::VPC")
+            .property("CidrBlock", fns::ref_(params::VPC_CIDR))
+            .property("EnableDnsHostnames", true)
+            .property("EnableDnsSupport", true)
+            .property("Tags", tags("-vpc")),
+    );
+    t.resource(
+        "InternetGateway",
+        Resource::new("AWS::EC2::InternetGateway").property("Tags", tags("-igw")),
+    );
+    t.resource(
+        "InternetGatewayAttachment",
+        Resource::new("AWS::EC2::VPCGatewayAttachment")
+            .property("VpcId", fns::ref_(ids::VPC))
+            .property("InternetGatewayId", fns::ref_("InternetGateway")),
+    );
+    t.resource(
+        "PublicRouteTable",
+        Resource::new("AWS::EC2::RouteTable")
+            .property("VpcId", fns::ref_(ids::VPC))
+            .property("Tags", tags("-public")),
+    );
+    t.resource(
+        "PublicDefaultRoute",
+        Resource::new("AWS::EC2::Route")
+            .depends_on("InternetGatewayAttachment")
+            .property("RouteTableId", fns::ref_("PublicRouteTable"))
+            .property("DestinationCidrBlock", "0.0.0.0/0")
+            .property("GatewayId", fns::ref_("InternetGateway")),
+    );
+    t.resource(
+        "PrivateRouteTable",
+        Resource::new("AWS::EC2::RouteTable")
+            .property("VpcId", fns::ref_(ids::VPC))
+            .property("Tags", tags("-private")),
+    );
+    let mut public = Vec::new();
+    let mut private = Vec::new();
+    for az in 0..AZ_COUNT {
+        let n = az + 1;
+        let pub_id = format!("PublicSubnet{n}");
+        let priv_id = format!("PrivateSubnet{n}");
+        let subnet = |index: u32| {
+            fns::select(index, fns::cidr(fns::get_att(ids::VPC, "CidrBlock"), 8, bits))
+        };
+        t.resource(
+            &pub_id,
+            Resource::new("AWS::EC2::Subnet")
+                .property("VpcId", fns::ref_(ids::VPC))
+                .property("AvailabilityZone", fns::select(az, fns::get_azs()))
+                .property("CidrBlock", subnet(az))
+                .property("MapPublicIpOnLaunch", false)
+                .property("Tags", tags(&format!("-public-{n}"))),
+        );
+        t.resource(
+            &priv_id,
+            Resource::new("AWS::EC2::Subnet")
+                .property("VpcId", fns::ref_(ids::VPC))
+                .property("AvailabilityZone", fns::select(az, fns::get_azs()))
+                .property("CidrBlock", subnet(az + AZ_COUNT))
+                .property("MapPublicIpOnLaunch", false)
+                .property("Tags", tags(&format!("-private-{n}"))),
+        );
+        t.resource(
+            format!("PublicSubnet{n}RouteTableAssociation"),
+            Resource::new("AWS::EC2::SubnetRouteTableAssociation")
+                .property("SubnetId", fns::ref_(&pub_id))
+                .property("RouteTableId", fns::ref_("PublicRouteTable")),
+        );
+        t.resource(
+            format!("PrivateSubnet{n}RouteTableAssociation"),
+            Resource::new("AWS::EC2::SubnetRouteTableAssociation")
+                .property("SubnetId", fns::ref_(&priv_id))
+                .property("RouteTableId", fns::ref_("PrivateRouteTable")),
+        );
+        public.push(fns::ref_(&pub_id));
+        private.push(fns::ref_(&priv_id));
+    }
+    t.resource(
+        "NatGatewayEip",
+        Resource::new("AWS::EC2::EIP")
+            .depends_on("InternetGatewayAttachment")
+            .property("Domain", "vpc")
+            .property("Tags", tags("-nat")),
+    );
+    t.resource(
+        "NatGateway",
+        Resource::new("AWS::EC2::NatGateway")
+            .property("AllocationId", fns::get_att("NatGatewayEip", "AllocationId"))
+            .property("SubnetId", fns::ref_("PublicSubnet1"))
+            .property("Tags", tags("-nat")),
+    );
+    t.resource(
+        "PrivateDefaultRoute",
+        Resource::new("AWS::EC2::Route")
+            .property("RouteTableId", fns::ref_("PrivateRouteTable"))
+            .property("DestinationCidrBlock", "0.0.0.0/0")
+            .property("NatGatewayId", fns::ref_("NatGateway")),
+    );
+    // VPC flow logs into the environment log group.
+    t.resource(
+        "FlowLogRole",
+        Resource::new("AWS::IAM::Role")
+            .property("RoleName", name_sub("-flow-logs-role"))
+            .property("AssumeRolePolicyDocument", service_trust_policy("vpc-flow-logs.amazonaws.com"))
+            .property(
+                "Policies",
+                json!([policy(
+                    "flow-logs",
+                    vec![allow(
+                        &["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                        vec![fns::get_att(ids::LOG_GROUP, "Arn")],
+                    )]
+                )]),
+            )
+            .property("Tags", resource_tags(spec)),
+    );
+    t.resource(
+        "FlowLog",
+        Resource::new("AWS::EC2::FlowLog")
+            .property("ResourceId", fns::ref_(ids::VPC))
+            .property("ResourceType", "VPC")
+            .property("TrafficType", "ALL")
+            .property("LogDestinationType", "cloud-watch-logs")
+            .property("LogGroupName", fns::ref_(ids::LOG_GROUP))
+            .property("DeliverLogsPermissionArn", fns::get_att("FlowLogRole", "Arn"))
+            .property("Tags", resource_tags(spec)),
+    );
+    // The default security group of a new VPC allows nothing.
+    t.output(outputs::VPC_ID, Output::new(fns::ref_(ids::VPC)).description("VPC id"));
+    t.output(
+        outputs::PRIVATE_SUBNETS,
+        Output::new(fns::join(",", private.clone())).description("Private subnet ids"),
+    );
+    t.output(
+        outputs::PUBLIC_SUBNETS,
+        Output::new(fns::join(",", public.clone())).description("Public subnet ids"),
+    );
+    ssm_parameter(t, spec, "VpcIdParameter", "vpc-id", fns::ref_(ids::VPC), "Environment VPC id");
+    Network {
+        vpc_id: fns::ref_(ids::VPC),
+        private_subnets: Value::Array(private),
+        public_subnets: Value::Array(public),
+    }
+}
+
+/// The shared parts of every environment, in order: key, log group, audit
+/// table, network. Returns the network for the kind-specific resources.
+pub fn foundation(t: &mut Template, spec: &ProviderSpec, values: &mut BTreeMap<String, String>) -> Network {
+    kms_key(t, spec);
+    log_group(t, spec);
+    audit_table(t, spec);
+    ssm_parameter(t, spec, "AuditTableParameter", "audit-table", fns::ref_(ids::AUDIT_TABLE), "Environment audit table");
+    network(t, spec, values)
+}
+
+/// A catalog value: the stack output `key` when the stack reported it,
+/// otherwise `fallback` (derived from the spec, so the catalog is complete
+/// even where outputs are missing).
+pub fn output_or(outputs: Option<&BTreeMap<String, String>>, key: &str, fallback: impl Into<String>) -> String {
+    outputs
+        .and_then(|o| o.get(key))
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .unwrap_or_else(|| fallback.into())
+}
+
+/// ARN of a role (path `/`) in `account`, in the partition of `region`.
+pub fn role_arn(region: &str, account: &str, role: &str) -> String {
+    format!("arn:{}:iam::{account}:role/{role}", partition(region))
+}
+
+/// Check EC2 capacity numbers: `min ≤ desired ≤ max`, `max ≥ 1`, at most
+/// 1000 instances, and instance types shaped like `family.size`.
+pub fn validate_capacity(c: &crate::spec::Ec2Capacity, path: &str, errors: &mut crate::spec::ValidationErrors) {
+    let min = c.min_size.unwrap_or(1);
+    let desired = c.desired_size.unwrap_or(2.max(min));
+    let max = c.max_size.unwrap_or(4.max(desired));
+    if max == 0 || max > 1000 {
+        errors.push(format!("{path}.maxSize"), Some(&max.to_string()), "must be between 1 and 1000");
+    }
+    if min > desired {
+        errors.push(
+            format!("{path}.minSize"),
+            Some(&min.to_string()),
+            format!("must not exceed desiredSize ({desired})"),
+        );
+    }
+    if desired > max {
+        errors.push(
+            format!("{path}.desiredSize"),
+            Some(&desired.to_string()),
+            format!("must not exceed maxSize ({max})"),
+        );
+    }
+    for (i, ty) in c.instance_types.iter().enumerate() {
+        let ok = ty.split_once('.').is_some_and(|(family, size)| {
+            !family.is_empty()
+                && !size.is_empty()
+                && family.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+                && size.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+        });
+        if !ok {
+            errors.push(
+                format!("{path}.instanceTypes[{i}]"),
+                Some(ty),
+                "not an EC2 instance type; expected `family.size`, e.g. `m6i.large`",
+            );
+        }
+    }
+    if c.instance_types.len() > 20 {
+        errors.push(format!("{path}.instanceTypes"), None, "at most 20 instance types are allowed");
+    }
+}

@@ -1,0 +1,50 @@
+//! Environment providers: the [`EnvironmentProvider`] trait, the
+//! [`Registry`] keyed by [`ProviderKind`], and one module per kind.
+//!
+//! A provider is pure: a validated spec in, stack definitions and catalog
+//! entities out. Adding a kind means one new module here, one variant of
+//! [`ProviderKind`] and one line in [`Registry::builtin`].
+
+pub mod common;
+mod ecs;
+mod eks;
+pub mod names;
+mod registry;
+mod serverless;
+mod stack;
+
+pub use ecs::{EcsEc2Provider, EcsProvider};
+pub use eks::EksProvider;
+pub use names::{DerivedName, NameKind, Names};
+pub use registry::Registry;
+pub use serverless::ServerlessProvider;
+pub use stack::{STACK_HASH_TAG, StackDefinition, StackOutputs};
+
+use crate::catalog::Entity;
+use crate::spec::{ProviderKind, ProviderSpec, ValidProvider, ValidationErrors};
+
+/// Turns a validated provider spec into CloudFormation stacks and, given
+/// their outputs, into Backstage catalog entities.
+pub trait EnvironmentProvider: Send + Sync + std::fmt::Debug {
+    /// The kind this provider implements.
+    fn kind(&self) -> ProviderKind;
+
+    /// One line for `harmonix` help and docs.
+    fn summary(&self) -> &'static str;
+
+    /// Checks specific to this kind, beyond the shared ones. `path` is the
+    /// provider's own path (`providers[2]`); push errors below it. Runs on
+    /// unvalidated input: must not panic on anything.
+    fn validate(&self, spec: &ProviderSpec, path: &str, errors: &mut ValidationErrors);
+
+    /// Every physical name this provider derives from the spec, for length
+    /// and collision checks. Runs on unvalidated input: must not panic.
+    fn derived_names(&self, spec: &ProviderSpec, path: &str) -> Vec<DerivedName>;
+
+    /// The stacks that make up the environment, in dependency order.
+    fn stacks(&self, spec: ValidProvider<'_>) -> Vec<StackDefinition>;
+
+    /// The `AWSEnvironmentProvider` entity, from the stacks' outputs where
+    /// present and from the derived names otherwise.
+    fn catalog_entity(&self, spec: ValidProvider<'_>, outputs: &StackOutputs) -> Entity;
+}

@@ -1,0 +1,83 @@
+//! Rendering: validated spec → stack definitions → files on disk.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::fsio::{WriteError, write_atomic};
+use crate::provider::{Registry, StackDefinition};
+use crate::spec::ValidSpec;
+
+/// Why rendering failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// No provider is registered for a kind used in the spec.
+    #[error("no provider registered for kind `{kind}` (providers[{index}])")]
+    UnknownKind {
+        /// The kind.
+        kind: String,
+        /// Index of the provider in the spec.
+        index: usize,
+    },
+    /// Writing an output file failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// The stacks of every provider of a validated spec, in file order.
+pub fn stacks(spec: &ValidSpec, registry: &Registry) -> Result<Vec<StackDefinition>, RenderError> {
+    let mut out = Vec::new();
+    for (index, p) in spec.providers().enumerate() {
+        let provider = registry.get(p.kind).ok_or_else(|| RenderError::UnknownKind {
+            kind: p.kind.to_string(),
+            index,
+        })?;
+        out.extend(provider.stacks(p));
+    }
+    Ok(out)
+}
+
+/// One entry of `manifest.json` written by [`write_stacks`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestEntry<'a> {
+    /// The stack (without its template).
+    #[serde(flatten)]
+    pub stack: &'a StackDefinition,
+    /// Template file name, relative to the output directory.
+    pub template_file: String,
+    /// Parameters file name, relative to the output directory.
+    pub parameters_file: String,
+    /// [`StackDefinition::content_hash`].
+    pub hash: String,
+}
+
+/// Write `<stack>.template.json`, `<stack>.parameters.json` and a
+/// `manifest.json` listing them into `dir`. Returns the files written.
+pub fn write_stacks(stacks: &[StackDefinition], dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
+    let mut written = Vec::new();
+    let mut manifest = Vec::new();
+    for s in stacks {
+        let template_file = format!("{}.template.json", s.name);
+        let parameters_file = format!("{}.parameters.json", s.name);
+        let t = dir.join(&template_file);
+        write_atomic(&t, s.template.to_json().as_bytes())?;
+        written.push(t);
+        let p = dir.join(&parameters_file);
+        write_atomic(&p, s.parameters_json().as_bytes())?;
+        written.push(p);
+        manifest.push(ManifestEntry {
+            stack: s,
+            template_file,
+            parameters_file,
+            hash: s.content_hash(),
+        });
+    }
+    let m = dir.join("manifest.json");
+    let mut json = serde_json::to_string_pretty(&manifest).unwrap_or_default();
+    json.push('\n');
+    write_atomic(&m, json.as_bytes())?;
+    written.push(m);
+    Ok(written)
+}

@@ -1,0 +1,396 @@
+//! A small typed model of a CloudFormation template that serializes
+//! deterministically: the same model gives byte-identical JSON.
+//!
+//! Providers build templates with it, never with string formatting:
+//!
+//! ```
+//! use harmonix_core::template::{Template, Resource, Output, Parameter, fns};
+//! use serde_json::json;
+//!
+//! let mut t = Template::new("A log group");
+//! t.parameter("Prefix", Parameter::string("Name prefix"));
+//! t.resource(
+//!     "LogGroup",
+//!     Resource::new("AWS::Logs::LogGroup")
+//!         .property("LogGroupName", fns::sub("/${Prefix}/environment"))
+//!         .property("RetentionInDays", json!(90)),
+//! );
+//! t.output("LogGroupName", Output::new(fns::ref_("LogGroup")));
+//! assert!(t.dangling_references().is_empty());
+//! assert_eq!(t.to_json(), t.clone().to_json());
+//! ```
+
+pub mod fns;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The template format version written to every template.
+pub const FORMAT_VERSION: &str = "2010-09-09";
+
+/// A CloudFormation template.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Template {
+    #[serde(rename = "AWSTemplateFormatVersion")]
+    format_version: &'static str,
+    /// Template description.
+    pub description: String,
+    /// `Metadata` section (e.g. `cfn-lint` configuration).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, Value>,
+    /// Parameters by logical name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, Parameter>,
+    /// Conditions by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub conditions: BTreeMap<String, Value>,
+    /// Resources by logical id.
+    pub resources: BTreeMap<String, Resource>,
+    /// Outputs by logical name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, Output>,
+}
+
+/// A template parameter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Parameter {
+    /// CloudFormation parameter type, e.g. `String`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Description shown in the console.
+    pub description: String,
+    /// Default value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// Allowed values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_values: Vec<Value>,
+    /// Allowed pattern.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_pattern: Option<String>,
+    /// Hide the value in the console and API output.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_echo: bool,
+}
+
+impl Parameter {
+    /// A `String` parameter.
+    pub fn string(description: impl Into<String>) -> Self {
+        Self::of_type("String", description)
+    }
+    /// A parameter of any CloudFormation type.
+    pub fn of_type(kind: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            description: description.into(),
+            default: None,
+            allowed_values: Vec::new(),
+            allowed_pattern: None,
+            no_echo: false,
+        }
+    }
+    /// Set the default.
+    #[must_use]
+    pub fn default_value(mut self, v: impl Into<Value>) -> Self {
+        self.default = Some(v.into());
+        self
+    }
+    /// Set the allowed values.
+    #[must_use]
+    pub fn allowed(mut self, values: impl IntoIterator<Item = impl Into<Value>>) -> Self {
+        self.allowed_values = values.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Set the allowed pattern.
+    #[must_use]
+    pub fn pattern(mut self, p: impl Into<String>) -> Self {
+        self.allowed_pattern = Some(p.into());
+        self
+    }
+}
+
+/// A resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Resource {
+    /// Resource type, e.g. `AWS::EC2::VPC`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Condition name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Explicit dependencies.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub depends_on: BTreeSet<String>,
+    /// Deletion policy (`Retain`, `Delete`, `Snapshot`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<String>,
+    /// Update-replace policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_replace_policy: Option<String>,
+    /// Resource metadata (e.g. checkov/cfn-lint suppressions with reasons).
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub metadata: Map<String, Value>,
+    /// Properties, sorted by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, Value>,
+}
+
+impl Resource {
+    /// A resource of `kind` with no properties.
+    pub fn new(kind: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            condition: None,
+            depends_on: BTreeSet::new(),
+            deletion_policy: None,
+            update_replace_policy: None,
+            metadata: Map::new(),
+            properties: BTreeMap::new(),
+        }
+    }
+    /// Set a property.
+    #[must_use]
+    pub fn property(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.properties.insert(name.into(), value.into());
+        self
+    }
+    /// Set a property only when `value` is `Some`.
+    #[must_use]
+    pub fn property_opt(self, name: impl Into<String>, value: Option<impl Into<Value>>) -> Self {
+        match value {
+            Some(v) => self.property(name, v),
+            None => self,
+        }
+    }
+    /// Add a `DependsOn`.
+    #[must_use]
+    pub fn depends_on(mut self, logical_id: impl Into<String>) -> Self {
+        self.depends_on.insert(logical_id.into());
+        self
+    }
+    /// Set the condition.
+    #[must_use]
+    pub fn condition(mut self, name: impl Into<String>) -> Self {
+        self.condition = Some(name.into());
+        self
+    }
+    /// Set both deletion and update-replace policy.
+    #[must_use]
+    pub fn retain_policy(mut self, policy: &str) -> Self {
+        self.deletion_policy = Some(policy.to_owned());
+        self.update_replace_policy = Some(policy.to_owned());
+        self
+    }
+    /// Set a metadata entry.
+    #[must_use]
+    pub fn metadata(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.metadata.insert(key.into(), value);
+        self
+    }
+}
+
+/// A stack output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The value (usually an intrinsic function).
+    pub value: Value,
+    /// Export name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<Value>,
+    /// Condition name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+}
+
+impl Output {
+    /// An output with this value.
+    pub fn new(value: impl Into<Value>) -> Self {
+        Self {
+            description: None,
+            value: value.into(),
+            export: None,
+            condition: None,
+        }
+    }
+    /// Set the description.
+    #[must_use]
+    pub fn description(mut self, d: impl Into<String>) -> Self {
+        self.description = Some(d.into());
+        self
+    }
+    /// Export under this name.
+    #[must_use]
+    pub fn export(mut self, name: impl Into<Value>) -> Self {
+        self.export = Some(serde_json::json!({ "Name": name.into() }));
+        self
+    }
+    /// Set the condition.
+    #[must_use]
+    pub fn condition(mut self, name: impl Into<String>) -> Self {
+        self.condition = Some(name.into());
+        self
+    }
+}
+
+impl Template {
+    /// An empty template.
+    pub fn new(description: impl Into<String>) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            description: description.into(),
+            ..Self::default()
+        }
+    }
+    /// Add or replace a parameter.
+    pub fn parameter(&mut self, name: impl Into<String>, p: Parameter) -> &mut Self {
+        self.parameters.insert(name.into(), p);
+        self
+    }
+    /// Add or replace a condition.
+    pub fn condition(&mut self, name: impl Into<String>, c: Value) -> &mut Self {
+        self.conditions.insert(name.into(), c);
+        self
+    }
+    /// Add or replace a resource.
+    pub fn resource(&mut self, logical_id: impl Into<String>, r: Resource) -> &mut Self {
+        self.resources.insert(logical_id.into(), r);
+        self
+    }
+    /// Add or replace an output.
+    pub fn output(&mut self, name: impl Into<String>, o: Output) -> &mut Self {
+        self.outputs.insert(name.into(), o);
+        self
+    }
+
+    /// Pretty JSON with sorted keys and a final newline: the same model
+    /// always gives the same bytes.
+    pub fn to_json(&self) -> String {
+        let value = serde_json::to_value(self).unwrap_or(Value::Null);
+        let mut s = serde_json::to_string_pretty(&sort_keys(value)).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Hex SHA-256 of [`Self::to_json`].
+    pub fn sha256(&self) -> String {
+        hex_sha256(self.to_json().as_bytes())
+    }
+
+    /// `Ref`, `Fn::GetAtt`, `Fn::Sub` (`${X}` / `${X.Attr}`), `DependsOn`
+    /// and `Condition` targets that name no parameter, resource, condition
+    /// or pseudo parameter. Empty for a well-formed template.
+    pub fn dangling_references(&self) -> Vec<String> {
+        let mut bad = BTreeSet::new();
+        let known = |name: &str| {
+            name.starts_with("AWS::")
+                || self.parameters.contains_key(name)
+                || self.resources.contains_key(name)
+        };
+        let mut check_value = |v: &Value| {
+            walk_refs(v, &mut |r| {
+                if !known(r) {
+                    bad.insert(r.to_owned());
+                }
+            });
+        };
+        for r in self.resources.values() {
+            r.properties.values().for_each(&mut check_value);
+        }
+        for o in self.outputs.values() {
+            check_value(&o.value);
+        }
+        for c in self.conditions.values() {
+            check_value(c);
+        }
+        for (id, r) in &self.resources {
+            for d in &r.depends_on {
+                if !self.resources.contains_key(d) {
+                    bad.insert(format!("{id}.DependsOn:{d}"));
+                }
+            }
+            if let Some(c) = &r.condition
+                && !self.conditions.contains_key(c)
+            {
+                bad.insert(format!("{id}.Condition:{c}"));
+            }
+        }
+        bad.into_iter().collect()
+    }
+}
+
+/// Hex SHA-256 of some bytes.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Recursively sort object keys (templates must not depend on insertion order).
+fn sort_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let sorted: BTreeMap<String, Value> =
+                m.into_iter().map(|(k, v)| (k, sort_keys(v))).collect();
+            Value::Object(sorted.into_iter().collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sort_keys).collect()),
+        other => other,
+    }
+}
+
+/// Call `f` with every logical name referenced by `Ref`, `Fn::GetAtt` or `Fn::Sub`.
+fn walk_refs(v: &Value, f: &mut impl FnMut(&str)) {
+    match v {
+        Value::Object(m) => {
+            if m.len() == 1 {
+                if let Some(Value::String(r)) = m.get("Ref") {
+                    f(r);
+                    return;
+                }
+                if let Some(Value::Array(a)) = m.get("Fn::GetAtt")
+                    && let Some(Value::String(r)) = a.first()
+                {
+                    f(r);
+                    return;
+                }
+                if let Some(sub) = m.get("Fn::Sub") {
+                    let (text, vars) = match sub {
+                        Value::String(s) => (s.as_str(), None),
+                        Value::Array(a) => (
+                            a.first().and_then(Value::as_str).unwrap_or_default(),
+                            a.get(1).and_then(Value::as_object),
+                        ),
+                        _ => ("", None),
+                    };
+                    for name in fns::sub_variables(text) {
+                        let base = name.split('.').next().unwrap_or_default();
+                        if !vars.is_some_and(|m| m.contains_key(base)) {
+                            f(base);
+                        }
+                    }
+                    if let Some(vars) = vars {
+                        vars.values().for_each(|v| walk_refs(v, f));
+                    }
+                    return;
+                }
+            }
+            m.values().for_each(|v| walk_refs(v, f));
+        }
+        Value::Array(a) => a.iter().for_each(|v| walk_refs(v, f)),
+        _ => {}
+    }
+}
