@@ -26,8 +26,8 @@ pub fn example_specs() -> Vec<PathBuf> {
 /// `scripts/setup`), or from `HARMONIX_VENV` when set. Panics with a hint
 /// when missing: these tests must not silently skip.
 pub fn venv_tool(name: &str) -> PathBuf {
-    let venv = std::env::var_os("HARMONIX_VENV")
-        .map_or_else(|| repo_root().join(".venv"), PathBuf::from);
+    let venv =
+        std::env::var_os("HARMONIX_VENV").map_or_else(|| repo_root().join(".venv"), PathBuf::from);
     let p = venv.join("bin").join(name);
     assert!(
         p.exists(),

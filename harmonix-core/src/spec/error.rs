@@ -58,7 +58,12 @@ pub struct ValidationErrors(pub Vec<ValidationError>);
 
 impl ValidationErrors {
     /// Record a problem.
-    pub fn push(&mut self, path: impl Into<String>, value: Option<&str>, message: impl Into<String>) {
+    pub fn push(
+        &mut self,
+        path: impl Into<String>,
+        value: Option<&str>,
+        message: impl Into<String>,
+    ) {
         self.0.push(ValidationError::new(path, value, message));
     }
     /// Whether nothing was recorded.

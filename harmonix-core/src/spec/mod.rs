@@ -20,9 +20,12 @@
 //! assert_eq!(valid.providers().count(), 1);
 //! ```
 
+pub(crate) mod arn;
+pub(crate) mod cidr;
 mod error;
 mod model;
 mod parse;
+pub(crate) mod regions;
 pub mod validate;
 
 pub use error::{SpecError, ValidationError, ValidationErrors};
@@ -117,14 +120,19 @@ impl ProviderSpec {
     }
     /// Log retention in days (default 90).
     pub fn log_retention_days(&self) -> u32 {
-        self.log_retention_days.unwrap_or(DEFAULT_LOG_RETENTION_DAYS)
+        self.log_retention_days
+            .unwrap_or(DEFAULT_LOG_RETENTION_DAYS)
     }
     /// The VPC mode, from `vpc.mode` or the legacy `vpc_configuration`.
     pub fn vpc_mode(&self) -> VpcMode {
         if let Some(v) = &self.vpc {
             return v.mode;
         }
-        match self.legacy_vpc_configuration.as_deref().map(legacy_vpc_mode) {
+        match self
+            .legacy_vpc_configuration
+            .as_deref()
+            .map(legacy_vpc_mode)
+        {
             Some(Some(mode)) => mode,
             _ if self.legacy_vpc_id.is_some() => VpcMode::Existing,
             _ => VpcMode::New,

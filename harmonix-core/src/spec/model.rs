@@ -240,9 +240,7 @@ impl<'de> Deserialize<'de> for AccountId {
 }
 
 /// Whether the environment gets a new VPC or uses an existing one.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum VpcMode {
     /// Create a VPC across three availability zones.
@@ -310,9 +308,7 @@ pub const SUPPORTED_KUBERNETES_VERSIONS: &[&str] = &["1.30", "1.31", "1.32", "1.
 pub const DEFAULT_KUBERNETES_VERSION: &str = "1.33";
 
 /// EKS cluster API endpoint access.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EndpointAccess {
     /// Public endpoint only (restricted by `publicAccessCidrs`).
@@ -398,9 +394,7 @@ pub struct EksCompute {
 }
 
 /// Where EKS pods run.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EksComputeKind {
     /// A Fargate profile.
@@ -431,9 +425,7 @@ pub struct ExistingCluster {
 }
 
 /// API Gateway REST endpoint type.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ApiEndpointType {
     /// Regional endpoint (default).

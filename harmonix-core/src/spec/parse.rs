@@ -122,7 +122,20 @@ pub fn from_value(value: &Value, origin: &str) -> Result<SpecFile, SpecError> {
     }
 
     if value.is_null() {
-        errors.push("", None, "the spec is empty; expected a mapping with `providers:`");
+        errors.push(
+            "",
+            None,
+            "the spec is empty; expected a mapping with `providers:`",
+        );
+        return Err(invalid(errors));
+    }
+    if !value.is_object() {
+        // (A sequence would otherwise be read as the struct's fields in order.)
+        errors.push(
+            "",
+            Some(&scalar_text(value)),
+            "a spec is a mapping with `providers:`, not a single value or a list",
+        );
         return Err(invalid(errors));
     }
     let outline: Outline = match serde_path_to_error::deserialize(value) {
@@ -136,7 +149,8 @@ pub fn from_value(value: &Value, origin: &str) -> Result<SpecFile, SpecError> {
         errors.push("providers", None, "at least one provider is required");
     }
     let providers = collect::<ProviderSpec>(&outline.providers, "providers", &mut errors);
-    let environments = collect::<EnvironmentSpec>(&outline.environments, "environments", &mut errors);
+    let environments =
+        collect::<EnvironmentSpec>(&outline.environments, "environments", &mut errors);
     if !errors.is_empty() {
         return Err(invalid(errors));
     }
@@ -155,6 +169,14 @@ fn collect<T: serde::de::DeserializeOwned>(
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let base = format!("{field}[{i}]");
+        if !item.is_object() {
+            errors.push(
+                base,
+                Some(&scalar_text(item)),
+                "expected a mapping of fields (`key: value`)",
+            );
+            continue;
+        }
         match serde_path_to_error::deserialize::<_, T>(item) {
             Ok(v) => out.push(v),
             Err(e) => push_serde_error(errors, &base, item, &e),
@@ -179,8 +201,23 @@ fn push_serde_error(
         (false, false) if rel.starts_with('[') => format!("{base}{rel}"),
         (false, false) => format!("{base}.{rel}"),
     };
+    let message = e.inner().to_string();
+    // serde reports a missing field at the struct lacking it: point at the field.
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field);
+    if let Some(field) = missing {
+        let path = if path.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        };
+        errors.push(path, None, message);
+        return;
+    }
     let found = lookup(root, e.path()).map(scalar_text);
-    errors.push(path, found.as_deref(), e.inner().to_string());
+    errors.push(path, found.as_deref(), message);
 }
 
 /// The value at a serde path inside `root`, if it is there.
