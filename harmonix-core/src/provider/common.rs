@@ -95,7 +95,10 @@ pub fn name_sub(suffix: &str) -> Value {
 
 /// A new template with the shared parameters, and the matching parameter
 /// values.
-pub fn base_template(description: &str, spec: &ProviderSpec) -> (Template, BTreeMap<String, String>) {
+pub fn base_template(
+    description: &str,
+    spec: &ProviderSpec,
+) -> (Template, BTreeMap<String, String>) {
     let mut t = Template::new(description);
     t.parameter(
         params::PREFIX,
@@ -127,7 +130,11 @@ pub fn resource_tags(spec: &ProviderSpec) -> Value {
 }
 
 /// A stack definition for the environment stack of `spec`.
-pub fn environment_stack(spec: &ProviderSpec, template: Template, parameters: BTreeMap<String, String>) -> StackDefinition {
+pub fn environment_stack(
+    spec: &ProviderSpec,
+    template: Template,
+    parameters: BTreeMap<String, String>,
+) -> StackDefinition {
     StackDefinition {
         name: Names::of(spec).stack,
         provider: spec.name.clone(),
@@ -194,7 +201,10 @@ pub fn log_group(t: &mut Template, spec: &ProviderSpec) {
     t.resource(
         ids::LOG_GROUP,
         Resource::new("AWS::Logs::LogGroup")
-            .property("LogGroupName", fns::sub("/${Prefix}/${EnvironmentName}/environment"))
+            .property(
+                "LogGroupName",
+                fns::sub("/${Prefix}/${EnvironmentName}/environment"),
+            )
             .property("RetentionInDays", spec.log_retention_days())
             .property("KmsKeyId", fns::get_att(ids::KMS_KEY, "Arn"))
             .property("Tags", resource_tags(spec)),
@@ -306,15 +316,29 @@ pub fn environment_roles(
             vec![fns::get_att(ids::AUDIT_TABLE, "Arn")],
         ),
         allow(
-            &["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams", "logs:GetLogEvents"],
+            &[
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:DescribeLogStreams",
+                "logs:GetLogEvents",
+            ],
             vec![fns::get_att(ids::LOG_GROUP, "Arn")],
         ),
         allow(
-            &["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            &[
+                "kms:Decrypt",
+                "kms:Encrypt",
+                "kms:GenerateDataKey*",
+                "kms:DescribeKey",
+            ],
             vec![fns::get_att(ids::KMS_KEY, "Arn")],
         ),
         allow(
-            &["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+            &[
+                "ssm:GetParameter",
+                "ssm:GetParameters",
+                "ssm:GetParametersByPath",
+            ],
             vec![fns::sub(
                 "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${Prefix}/${EnvironmentName}/*",
             )],
@@ -328,9 +352,15 @@ pub fn environment_roles(
         ids::OPERATIONS_ROLE,
         Resource::new("AWS::IAM::Role")
             .property("RoleName", name_sub("-operations-role"))
-            .property("Description", name_sub(" operations role, assumed by the platform"))
+            .property(
+                "Description",
+                name_sub(" operations role, assumed by the platform"),
+            )
             .property("MaxSessionDuration", MAX_SESSION_SECONDS)
-            .property("AssumeRolePolicyDocument", trust_policy(&spec.platform_role))
+            .property(
+                "AssumeRolePolicyDocument",
+                trust_policy(&spec.platform_role),
+            )
             .property("Policies", json!([policy("operations", ops)]))
             .property("Tags", resource_tags(spec)),
     );
@@ -338,9 +368,15 @@ pub fn environment_roles(
         ids::PROVISIONING_ROLE,
         Resource::new("AWS::IAM::Role")
             .property("RoleName", name_sub("-provisioning-role"))
-            .property("Description", name_sub(" provisioning role, assumed by the pipeline"))
+            .property(
+                "Description",
+                name_sub(" provisioning role, assumed by the pipeline"),
+            )
             .property("MaxSessionDuration", MAX_SESSION_SECONDS)
-            .property("AssumeRolePolicyDocument", trust_policy(&spec.pipeline_role))
+            .property(
+                "AssumeRolePolicyDocument",
+                trust_policy(&spec.pipeline_role),
+            )
             .property("Policies", json!([policy("provisioning", prov)]))
             .property("Tags", resource_tags(spec)),
     );
@@ -357,7 +393,14 @@ pub fn environment_roles(
 
 /// An SSM `String` parameter with an explicit name under the environment's
 /// prefix (`/{prefix}/{name}/{key}`).
-pub fn ssm_parameter(t: &mut Template, spec: &ProviderSpec, logical_id: &str, key: &str, value: Value, description: &str) {
+pub fn ssm_parameter(
+    t: &mut Template,
+    spec: &ProviderSpec,
+    logical_id: &str,
+    key: &str,
+    value: Value,
+    description: &str,
+) {
     let tags: serde_json::Map<String, Value> = stack_tags(spec)
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
@@ -365,7 +408,10 @@ pub fn ssm_parameter(t: &mut Template, spec: &ProviderSpec, logical_id: &str, ke
     t.resource(
         logical_id,
         Resource::new("AWS::SSM::Parameter")
-            .property("Name", fns::sub(&format!("/${{Prefix}}/${{EnvironmentName}}/{key}")))
+            .property(
+                "Name",
+                fns::sub(&format!("/${{Prefix}}/${{EnvironmentName}}/{key}")),
+            )
             .property("Type", "String")
             .property("Value", value)
             .property("Description", description)
@@ -390,7 +436,11 @@ pub const AZ_COUNT: u32 = 3;
 /// The network: a new VPC across three AZs (public and private subnets,
 /// internet gateway, one NAT gateway, flow logs to the environment log
 /// group) or an existing VPC given by parameters.
-pub fn network(t: &mut Template, spec: &ProviderSpec, values: &mut BTreeMap<String, String>) -> Network {
+pub fn network(
+    t: &mut Template,
+    spec: &ProviderSpec,
+    values: &mut BTreeMap<String, String>,
+) -> Network {
     match spec.resolved_vpc() {
         ResolvedVpc::New { cidr } => new_vpc(t, spec, cidr, values),
         ResolvedVpc::Existing {
@@ -405,23 +455,45 @@ pub fn network(t: &mut Template, spec: &ProviderSpec, values: &mut BTreeMap<Stri
             values.insert(params::VPC_ID.into(), id.to_owned());
             t.parameter(
                 params::PRIVATE_SUBNET_IDS,
-                Parameter::of_type("CommaDelimitedList", "Private subnet ids of the existing VPC")
-                    .default_value(""),
+                Parameter::of_type(
+                    "CommaDelimitedList",
+                    "Private subnet ids of the existing VPC",
+                )
+                .default_value(""),
             );
-            values.insert(params::PRIVATE_SUBNET_IDS.into(), private_subnet_ids.join(","));
+            values.insert(
+                params::PRIVATE_SUBNET_IDS.into(),
+                private_subnet_ids.join(","),
+            );
             t.parameter(
                 params::PUBLIC_SUBNET_IDS,
-                Parameter::of_type("CommaDelimitedList", "Public subnet ids of the existing VPC")
-                    .default_value(""),
+                Parameter::of_type(
+                    "CommaDelimitedList",
+                    "Public subnet ids of the existing VPC",
+                )
+                .default_value(""),
             );
-            values.insert(params::PUBLIC_SUBNET_IDS.into(), public_subnet_ids.join(","));
-            t.output(outputs::VPC_ID, Output::new(fns::ref_(params::VPC_ID)).description("VPC id"));
+            values.insert(
+                params::PUBLIC_SUBNET_IDS.into(),
+                public_subnet_ids.join(","),
+            );
+            t.output(
+                outputs::VPC_ID,
+                Output::new(fns::ref_(params::VPC_ID)).description("VPC id"),
+            );
             t.output(
                 outputs::PRIVATE_SUBNETS,
-                Output::new(fns::join(",", vec![fns::ref_(params::PRIVATE_SUBNET_IDS)]))
+                Output::new(json!({ "Fn::Join": [",", fns::ref_(params::PRIVATE_SUBNET_IDS)] }))
                     .description("Private subnet ids"),
             );
-            ssm_parameter(t, spec, "VpcIdParameter", "vpc-id", fns::ref_(params::VPC_ID), "Environment VPC id");
+            ssm_parameter(
+                t,
+                spec,
+                "VpcIdParameter",
+                "vpc-id",
+                fns::ref_(params::VPC_ID),
+                "Environment VPC id",
+            );
             Network {
                 vpc_id: fns::ref_(params::VPC_ID),
                 private_subnets: fns::ref_(params::PRIVATE_SUBNET_IDS),
@@ -437,7 +509,12 @@ pub fn subnet_bits(prefix_len: u8) -> u32 {
     u32::from(32u8.saturating_sub(prefix_len).saturating_sub(3))
 }
 
-fn new_vpc(t: &mut Template, spec: &ProviderSpec, cidr: &str, values: &mut BTreeMap<String, String>) -> Network {
+fn new_vpc(
+    t: &mut Template,
+    spec: &ProviderSpec,
+    cidr: &str,
+    values: &mut BTreeMap<String, String>,
+) -> Network {
     let prefix_len: u8 = cidr
         .split_once('/')
         .and_then(|(_, l)| l.parse().ok())
@@ -499,7 +576,10 @@ fn new_vpc(t: &mut Template, spec: &ProviderSpec, cidr: &str, values: &mut BTree
         let pub_id = format!("PublicSubnet{n}");
         let priv_id = format!("PrivateSubnet{n}");
         let subnet = |index: u32| {
-            fns::select(index, fns::cidr(fns::get_att(ids::VPC, "CidrBlock"), 8, bits))
+            fns::select(
+                index,
+                fns::cidr(fns::get_att(ids::VPC, "CidrBlock"), 8, bits),
+            )
         };
         t.resource(
             &pub_id,
@@ -544,7 +624,10 @@ fn new_vpc(t: &mut Template, spec: &ProviderSpec, cidr: &str, values: &mut BTree
     t.resource(
         "NatGateway",
         Resource::new("AWS::EC2::NatGateway")
-            .property("AllocationId", fns::get_att("NatGatewayEip", "AllocationId"))
+            .property(
+                "AllocationId",
+                fns::get_att("NatGatewayEip", "AllocationId"),
+            )
             .property("SubnetId", fns::ref_("PublicSubnet1"))
             .property("Tags", tags("-nat")),
     );
@@ -560,13 +643,20 @@ fn new_vpc(t: &mut Template, spec: &ProviderSpec, cidr: &str, values: &mut BTree
         "FlowLogRole",
         Resource::new("AWS::IAM::Role")
             .property("RoleName", name_sub("-flow-logs-role"))
-            .property("AssumeRolePolicyDocument", service_trust_policy("vpc-flow-logs.amazonaws.com"))
+            .property(
+                "AssumeRolePolicyDocument",
+                service_trust_policy("vpc-flow-logs.amazonaws.com"),
+            )
             .property(
                 "Policies",
                 json!([policy(
                     "flow-logs",
                     vec![allow(
-                        &["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                        &[
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                            "logs:DescribeLogStreams"
+                        ],
                         vec![fns::get_att(ids::LOG_GROUP, "Arn")],
                     )]
                 )]),
@@ -581,11 +671,17 @@ fn new_vpc(t: &mut Template, spec: &ProviderSpec, cidr: &str, values: &mut BTree
             .property("TrafficType", "ALL")
             .property("LogDestinationType", "cloud-watch-logs")
             .property("LogGroupName", fns::ref_(ids::LOG_GROUP))
-            .property("DeliverLogsPermissionArn", fns::get_att("FlowLogRole", "Arn"))
+            .property(
+                "DeliverLogsPermissionArn",
+                fns::get_att("FlowLogRole", "Arn"),
+            )
             .property("Tags", resource_tags(spec)),
     );
     // The default security group of a new VPC allows nothing.
-    t.output(outputs::VPC_ID, Output::new(fns::ref_(ids::VPC)).description("VPC id"));
+    t.output(
+        outputs::VPC_ID,
+        Output::new(fns::ref_(ids::VPC)).description("VPC id"),
+    );
     t.output(
         outputs::PRIVATE_SUBNETS,
         Output::new(fns::join(",", private.clone())).description("Private subnet ids"),
@@ -594,7 +690,14 @@ fn new_vpc(t: &mut Template, spec: &ProviderSpec, cidr: &str, values: &mut BTree
         outputs::PUBLIC_SUBNETS,
         Output::new(fns::join(",", public.clone())).description("Public subnet ids"),
     );
-    ssm_parameter(t, spec, "VpcIdParameter", "vpc-id", fns::ref_(ids::VPC), "Environment VPC id");
+    ssm_parameter(
+        t,
+        spec,
+        "VpcIdParameter",
+        "vpc-id",
+        fns::ref_(ids::VPC),
+        "Environment VPC id",
+    );
     Network {
         vpc_id: fns::ref_(ids::VPC),
         private_subnets: Value::Array(private),
@@ -604,18 +707,33 @@ fn new_vpc(t: &mut Template, spec: &ProviderSpec, cidr: &str, values: &mut BTree
 
 /// The shared parts of every environment, in order: key, log group, audit
 /// table, network. Returns the network for the kind-specific resources.
-pub fn foundation(t: &mut Template, spec: &ProviderSpec, values: &mut BTreeMap<String, String>) -> Network {
+pub fn foundation(
+    t: &mut Template,
+    spec: &ProviderSpec,
+    values: &mut BTreeMap<String, String>,
+) -> Network {
     kms_key(t, spec);
     log_group(t, spec);
     audit_table(t, spec);
-    ssm_parameter(t, spec, "AuditTableParameter", "audit-table", fns::ref_(ids::AUDIT_TABLE), "Environment audit table");
+    ssm_parameter(
+        t,
+        spec,
+        "AuditTableParameter",
+        "audit-table",
+        fns::ref_(ids::AUDIT_TABLE),
+        "Environment audit table",
+    );
     network(t, spec, values)
 }
 
 /// A catalog value: the stack output `key` when the stack reported it,
 /// otherwise `fallback` (derived from the spec, so the catalog is complete
 /// even where outputs are missing).
-pub fn output_or(outputs: Option<&BTreeMap<String, String>>, key: &str, fallback: impl Into<String>) -> String {
+pub fn output_or(
+    outputs: Option<&BTreeMap<String, String>>,
+    key: &str,
+    fallback: impl Into<String>,
+) -> String {
     outputs
         .and_then(|o| o.get(key))
         .filter(|v| !v.is_empty())
@@ -630,12 +748,20 @@ pub fn role_arn(region: &str, account: &str, role: &str) -> String {
 
 /// Check EC2 capacity numbers: `min ≤ desired ≤ max`, `max ≥ 1`, at most
 /// 1000 instances, and instance types shaped like `family.size`.
-pub fn validate_capacity(c: &crate::spec::Ec2Capacity, path: &str, errors: &mut crate::spec::ValidationErrors) {
+pub fn validate_capacity(
+    c: &crate::spec::Ec2Capacity,
+    path: &str,
+    errors: &mut crate::spec::ValidationErrors,
+) {
     let min = c.min_size.unwrap_or(1);
     let desired = c.desired_size.unwrap_or(2.max(min));
     let max = c.max_size.unwrap_or(4.max(desired));
     if max == 0 || max > 1000 {
-        errors.push(format!("{path}.maxSize"), Some(&max.to_string()), "must be between 1 and 1000");
+        errors.push(
+            format!("{path}.maxSize"),
+            Some(&max.to_string()),
+            "must be between 1 and 1000",
+        );
     }
     if min > desired {
         errors.push(
@@ -655,8 +781,12 @@ pub fn validate_capacity(c: &crate::spec::Ec2Capacity, path: &str, errors: &mut 
         let ok = ty.split_once('.').is_some_and(|(family, size)| {
             !family.is_empty()
                 && !size.is_empty()
-                && family.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
-                && size.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+                && family
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+                && size
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
         });
         if !ok {
             errors.push(
@@ -667,6 +797,10 @@ pub fn validate_capacity(c: &crate::spec::Ec2Capacity, path: &str, errors: &mut 
         }
     }
     if c.instance_types.len() > 20 {
-        errors.push(format!("{path}.instanceTypes"), None, "at most 20 instance types are allowed");
+        errors.push(
+            format!("{path}.instanceTypes"),
+            None,
+            "at most 20 instance types are allowed",
+        );
     }
 }

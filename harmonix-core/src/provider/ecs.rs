@@ -14,7 +14,9 @@ use super::common::{self, ids, outputs};
 use super::names::{DerivedName, NameKind, Names};
 use super::{EnvironmentProvider, StackDefinition, StackOutputs};
 use crate::catalog::{Entity, ProviderEntity};
-use crate::spec::{Ec2Capacity, ProviderKind, ProviderSpec, ResolvedVpc, ValidProvider, ValidationErrors};
+use crate::spec::{
+    Ec2Capacity, ProviderKind, ProviderSpec, ResolvedVpc, ValidProvider, ValidationErrors,
+};
 use crate::template::{Output, Parameter, Resource, Template, fns};
 
 /// Logical id of the ECS cluster.
@@ -111,11 +113,23 @@ fn ecs_names(spec: &ProviderSpec, path: &str, ec2: bool) -> Vec<DerivedName> {
     let mut v = names.derived(path);
     v.push(DerivedName::new(NameKind::EcsCluster, &names.cluster, &at));
     if matches!(spec.resolved_vpc(), ResolvedVpc::New { .. }) {
-        v.push(DerivedName::new(NameKind::IamRole, format!("{}-flow-logs-role", names.base), &at));
+        v.push(DerivedName::new(
+            NameKind::IamRole,
+            format!("{}-flow-logs-role", names.base),
+            &at,
+        ));
     }
     if ec2 {
-        v.push(DerivedName::new(NameKind::IamRole, format!("{}-ecs-instance-role", names.base), &at));
-        v.push(DerivedName::new(NameKind::Ec2Group, format!("{}-ecs-instances", names.base), &at));
+        v.push(DerivedName::new(
+            NameKind::IamRole,
+            format!("{}-ecs-instance-role", names.base),
+            &at,
+        ));
+        v.push(DerivedName::new(
+            NameKind::Ec2Group,
+            format!("{}-ecs-instances", names.base),
+            &at,
+        ));
     }
     v
 }
@@ -177,7 +191,9 @@ fn provisioning_statements() -> Vec<Value> {
 fn ecs_stack(spec: &ProviderSpec, ec2: Option<&Ec2Capacity>) -> StackDefinition {
     let what = if ec2.is_some() { "EC2" } else { "Fargate" };
     let (mut t, mut values) = common::base_template(
-        &format!("Harmonix ECS ({what}) environment: VPC, ECS cluster, KMS key, log group, audit table, operations and provisioning roles"),
+        &format!(
+            "Harmonix ECS ({what}) environment: VPC, ECS cluster, KMS key, log group, audit table, operations and provisioning roles"
+        ),
         spec,
     );
     let net = common::foundation(&mut t, spec, &mut values);
@@ -214,7 +230,9 @@ fn ecs_stack(spec: &ProviderSpec, ec2: Option<&Ec2Capacity>) -> StackDefinition 
     if let Some(cap) = ec2 {
         ec2_capacity(&mut t, spec, cap, &net);
         providers.push(fns::ref_("CapacityProvider"));
-        strategy = vec![json!({ "CapacityProvider": fns::ref_("CapacityProvider"), "Weight": 1, "Base": 0 })];
+        strategy = vec![
+            json!({ "CapacityProvider": fns::ref_("CapacityProvider"), "Weight": 1, "Base": 0 }),
+        ];
     }
     t.resource(
         "ClusterCapacityProviders",
@@ -223,7 +241,12 @@ fn ecs_stack(spec: &ProviderSpec, ec2: Option<&Ec2Capacity>) -> StackDefinition 
             .property("CapacityProviders", Value::Array(providers))
             .property("DefaultCapacityProviderStrategy", Value::Array(strategy)),
     );
-    common::environment_roles(&mut t, spec, operations_statements(), provisioning_statements());
+    common::environment_roles(
+        &mut t,
+        spec,
+        operations_statements(),
+        provisioning_statements(),
+    );
     common::ssm_parameter(
         &mut t,
         spec,
@@ -232,8 +255,14 @@ fn ecs_stack(spec: &ProviderSpec, ec2: Option<&Ec2Capacity>) -> StackDefinition 
         fns::ref_(CLUSTER),
         "Environment ECS cluster name",
     );
-    t.output(outputs::CLUSTER_NAME, Output::new(fns::ref_(CLUSTER)).description("ECS cluster name"));
-    t.output(outputs::CLUSTER_ARN, Output::new(fns::get_att(CLUSTER, "Arn")).description("ECS cluster ARN"));
+    t.output(
+        outputs::CLUSTER_NAME,
+        Output::new(fns::ref_(CLUSTER)).description("ECS cluster name"),
+    );
+    t.output(
+        outputs::CLUSTER_ARN,
+        Output::new(fns::get_att(CLUSTER, "Arn")).description("ECS cluster ARN"),
+    );
     common::environment_stack(spec, t, values)
 }
 
@@ -247,8 +276,11 @@ fn ec2_capacity(t: &mut Template, spec: &ProviderSpec, cap: &Ec2Capacity, net: &
     let max = cap.max_size.unwrap_or(4).max(desired);
     t.parameter(
         "EcsAmiId",
-        Parameter::of_type("AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>", "ECS-optimized AMI")
-            .default_value(ECS_AMI_PARAMETER),
+        Parameter::of_type(
+            "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+            "ECS-optimized AMI",
+        )
+        .default_value(ECS_AMI_PARAMETER),
     );
     t.resource(
         "InstanceRole",
@@ -266,7 +298,8 @@ fn ec2_capacity(t: &mut Template, spec: &ProviderSpec, cap: &Ec2Capacity, net: &
     );
     t.resource(
         "InstanceProfile",
-        Resource::new("AWS::IAM::InstanceProfile").property("Roles", json!([fns::ref_("InstanceRole")])),
+        Resource::new("AWS::IAM::InstanceProfile")
+            .property("Roles", json!([fns::ref_("InstanceRole")])),
     );
     t.resource(
         "InstanceSecurityGroup",
@@ -279,6 +312,9 @@ fn ec2_capacity(t: &mut Template, spec: &ProviderSpec, cap: &Ec2Capacity, net: &
             )
             .property("Tags", common::resource_tags(spec)),
     );
+    // Volumes use the account's default EBS key: the Auto Scaling service-linked
+    // role cannot use the environment key without a key-policy grant naming a
+    // role that may not exist yet in a fresh account.
     let user_data = fns::sub("#!/bin/bash\necho ECS_CLUSTER=${Cluster} >> /etc/ecs/ecs.config\n");
     t.resource(
         "LaunchTemplate",
@@ -294,7 +330,7 @@ fn ec2_capacity(t: &mut Template, spec: &ProviderSpec, cap: &Ec2Capacity, net: &
                     "MetadataOptions": { "HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2 },
                     "BlockDeviceMappings": [{
                         "DeviceName": "/dev/xvda",
-                        "Ebs": { "Encrypted": true, "KmsKeyId": fns::get_att(ids::KMS_KEY, "Arn"), "VolumeSize": 30, "VolumeType": "gp3" }
+                        "Ebs": { "Encrypted": true, "VolumeSize": 30, "VolumeType": "gp3" }
                     }],
                     "Monitoring": { "Enabled": true },
                     "UserData": { "Fn::Base64": user_data }
@@ -338,7 +374,11 @@ fn ecs_entity(spec: &ProviderSpec, all: &StackOutputs) -> Entity {
     let names = Names::of(spec);
     let out = all.get(&names.stack);
     provider_entity(spec, &names, out)
-        .with_cluster(common::output_or(out, outputs::CLUSTER_NAME, &names.cluster))
+        .with_cluster(common::output_or(
+            out,
+            outputs::CLUSTER_NAME,
+            &names.cluster,
+        ))
         .finish()
 }
 
@@ -353,14 +393,19 @@ pub(crate) fn provider_entity(
         ResolvedVpc::Existing { id, .. } => common::output_or(out, outputs::VPC_ID, id),
         ResolvedVpc::New { .. } => common::output_or(out, outputs::VPC_ID, ""),
     };
-    let mut tags = vec!["aws".to_owned(), spec.kind.env_type().to_owned(), spec.kind.to_string()];
+    let mut tags = vec![
+        "aws".to_owned(),
+        spec.kind.env_type().to_owned(),
+        spec.kind.to_string(),
+    ];
     tags.dedup();
     EntityDraft(ProviderEntity {
         name: spec.name.clone(),
         title: spec.name.clone(),
-        description: spec.description.clone().unwrap_or_else(|| {
-            format!("{} environment provider {}", spec.kind, spec.name)
-        }),
+        description: spec
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("{} environment provider {}", spec.kind, spec.name)),
         tags,
         prefix: spec.prefix().to_owned(),
         env_type: spec.kind.env_type().to_owned(),
