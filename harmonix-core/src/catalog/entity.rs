@@ -155,7 +155,12 @@ impl ProviderEntity {
             m.insert("apiAccess".into(), s(eks.api_access));
             m.insert(
                 "apiAccessCidrs".into(),
-                Value::Array(eks.api_access_cidrs.into_iter().map(Value::String).collect()),
+                Value::Array(
+                    eks.api_access_cidrs
+                        .into_iter()
+                        .map(Value::String)
+                        .collect(),
+                ),
             );
             m.insert("nodeType".into(), s(eks.node_type));
             m.insert("clusterAdminRole".into(), s(eks.cluster_admin_role));
