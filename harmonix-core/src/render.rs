@@ -29,10 +29,12 @@ pub enum RenderError {
 pub fn stacks(spec: &ValidSpec, registry: &Registry) -> Result<Vec<StackDefinition>, RenderError> {
     let mut out = Vec::new();
     for (index, p) in spec.providers().enumerate() {
-        let provider = registry.get(p.kind).ok_or_else(|| RenderError::UnknownKind {
-            kind: p.kind.to_string(),
-            index,
-        })?;
+        let provider = registry
+            .get(p.kind)
+            .ok_or_else(|| RenderError::UnknownKind {
+                kind: p.kind.to_string(),
+                index,
+            })?;
         out.extend(provider.stacks(p));
     }
     Ok(out)
