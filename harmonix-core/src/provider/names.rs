@@ -218,3 +218,39 @@ impl Names {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_checked_after_prefixing() {
+        let role = format!("{}-provisioning-role", "x".repeat(47));
+        assert_eq!(role.len(), 65);
+        let msg = NameKind::IamRole.check(&role).expect("too long");
+        assert!(
+            msg.contains("65 characters") && msg.contains("1–64"),
+            "{msg}"
+        );
+        assert!(NameKind::IamRole.check(&role[1..]).is_none());
+        assert!(NameKind::DynamoDbTable.check("ab").is_some());
+        assert!(NameKind::DynamoDbTable.check("abc").is_none());
+        assert!(NameKind::EksCluster.check(&"c".repeat(101)).is_some());
+        assert!(NameKind::EksCluster.check(&"c".repeat(100)).is_none());
+        assert!(NameKind::Stack.check(&"s".repeat(129)).is_some());
+    }
+
+    #[test]
+    fn stack_names_start_with_a_letter_and_allow_only_dashes() {
+        assert!(NameKind::Stack.check("1abc").is_some());
+        assert!(NameKind::Stack.check("a_b").is_some());
+        assert!(NameKind::Stack.check("a-b-9").is_none());
+        assert!(NameKind::IamRole.check("a/b").is_some());
+    }
+
+    #[test]
+    fn iam_names_are_unique_per_account_others_per_region() {
+        assert_eq!(NameKind::IamRole.scope(), NameScope::Account);
+        assert_eq!(NameKind::DynamoDbTable.scope(), NameScope::Region);
+    }
+}

@@ -394,3 +394,98 @@ fn walk_refs(v: &Value, f: &mut impl FnMut(&str)) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn sample() -> Template {
+        let mut t = Template::new("sample");
+        t.parameter("Prefix", Parameter::string("prefix"));
+        t.resource(
+            "Bucket",
+            Resource::new("AWS::S3::Bucket")
+                .property("BucketName", fns::sub("${Prefix}-${AWS::Region}-data"))
+                .property("Zeta", json!({ "b": 1, "a": 2 })),
+        );
+        t.resource(
+            "Policy",
+            Resource::new("AWS::S3::BucketPolicy")
+                .depends_on("Bucket")
+                .property("Bucket", fns::ref_("Bucket")),
+        );
+        t.output("Arn", Output::new(fns::get_att("Bucket", "Arn")));
+        t
+    }
+
+    #[test]
+    fn json_has_sorted_keys_and_a_final_newline() {
+        let s = sample().to_json();
+        assert!(s.ends_with("}\n"));
+        let a = s.find("\"a\": 2").expect("a");
+        let b = s.find("\"b\": 1").expect("b");
+        assert!(a < b, "nested keys sorted: {s}");
+        assert!(s.starts_with("{\n  \"AWSTemplateFormatVersion\": \"2010-09-09\""));
+        assert_eq!(sample().sha256(), sample().sha256());
+        assert_eq!(sample().sha256().len(), 64);
+    }
+
+    #[test]
+    fn well_formed_template_has_no_dangling_references() {
+        assert!(sample().dangling_references().is_empty());
+    }
+
+    #[test]
+    fn dangling_ref_getatt_sub_dependson_and_condition_are_found() {
+        let mut t = sample();
+        t.resource(
+            "Broken",
+            Resource::new("AWS::SNS::Topic")
+                .property("A", fns::ref_("Nope"))
+                .property("B", fns::get_att("Missing", "Arn"))
+                .property("C", fns::sub("${Gone.Arn}-${Prefix}-${!Literal}"))
+                .property(
+                    "D",
+                    json!({ "Fn::Sub": ["${Local}-${Absent}", { "Local": fns::ref_("Prefix") }] }),
+                )
+                .depends_on("Ghost")
+                .condition("NoSuchCondition"),
+        );
+        let bad = t.dangling_references();
+        for name in [
+            "Nope",
+            "Missing",
+            "Gone",
+            "Absent",
+            "Broken.DependsOn:Ghost",
+            "Broken.Condition:NoSuchCondition",
+        ] {
+            assert!(bad.iter().any(|b| b == name), "{name} not in {bad:?}");
+        }
+        assert!(
+            !bad.iter()
+                .any(|b| b == "Local" || b == "Literal" || b == "Prefix"),
+            "{bad:?}"
+        );
+    }
+
+    #[test]
+    fn sub_variables_skip_literals() {
+        assert_eq!(
+            fns::sub_variables("${A}-${B.Arn}-${!C}-${AWS::Region}"),
+            vec!["A", "B.Arn", "AWS::Region"]
+        );
+        assert!(fns::sub_variables("${unterminated").is_empty());
+    }
+
+    #[test]
+    fn tags_are_sorted_by_key() {
+        let t = fns::tags([("b", json!("2")), ("a", json!("1"))]);
+        assert_eq!(
+            t,
+            json!([{ "Key": "a", "Value": "1" }, { "Key": "b", "Value": "2" }])
+        );
+    }
+}
