@@ -446,3 +446,7 @@ impl EntityDraft {
         self.0.into_entity()
     }
 }
+
+#[cfg(test)]
+#[path = "ecs_tests.rs"]
+mod tests;
