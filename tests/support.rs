@@ -48,3 +48,6 @@ pub fn node_dir() -> PathBuf {
     );
     d
 }
+
+#[path = "emulator.rs"]
+pub mod emulator;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::names::Names;
 use super::stack::StackDefinition;
+use crate::spec::cidr::Ipv4Cidr;
 use crate::spec::{ProviderSpec, ResolvedVpc};
 use crate::template::{Output, Parameter, Resource, Template, fns};
 
@@ -124,6 +125,12 @@ pub fn stack_tags(spec: &ProviderSpec) -> BTreeMap<String, String> {
 }
 
 /// Resource tags (CloudFormation tag list) from [`stack_tags`].
+///
+/// The shared resources in this module carry no copy of these: CloudFormation
+/// propagates stack-level tags to every taggable resource it creates, so the
+/// stack tags ([`environment_stack`]) tag them. A resource-level copy only
+/// matters for things CloudFormation does not tag itself (instances and
+/// volumes an Auto Scaling group or node group launches).
 pub fn resource_tags(spec: &ProviderSpec) -> Value {
     let tags = stack_tags(spec);
     fns::tags(tags.iter().map(|(k, v)| (k.as_str(), json!(v))))
@@ -150,7 +157,7 @@ pub fn environment_stack(
 
 /// The customer-managed KMS key (rotation on) that encrypts the log group,
 /// the audit table and the SSM parameters, with an alias.
-pub fn kms_key(t: &mut Template, spec: &ProviderSpec) {
+pub fn kms_key(t: &mut Template) {
     let policy = json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -181,8 +188,7 @@ pub fn kms_key(t: &mut Template, spec: &ProviderSpec) {
         Resource::new("AWS::KMS::Key")
             .property("Description", name_sub(" environment key"))
             .property("EnableKeyRotation", true)
-            .property("KeyPolicy", policy)
-            .property("Tags", resource_tags(spec)),
+            .property("KeyPolicy", policy),
     );
     t.resource(
         ids::KMS_ALIAS,
@@ -206,8 +212,7 @@ pub fn log_group(t: &mut Template, spec: &ProviderSpec) {
                 fns::sub("/${Prefix}/${EnvironmentName}/environment"),
             )
             .property("RetentionInDays", spec.log_retention_days())
-            .property("KmsKeyId", fns::get_att(ids::KMS_KEY, "Arn"))
-            .property("Tags", resource_tags(spec)),
+            .property("KmsKeyId", fns::get_att(ids::KMS_KEY, "Arn")),
     );
     t.output(
         outputs::LOG_GROUP,
@@ -217,7 +222,7 @@ pub fn log_group(t: &mut Template, spec: &ProviderSpec) {
 
 /// The audit table: `id` (partition) + `createdAt` (sort), point-in-time
 /// recovery, KMS, on-demand.
-pub fn audit_table(t: &mut Template, spec: &ProviderSpec) {
+pub fn audit_table(t: &mut Template) {
     t.resource(
         ids::AUDIT_TABLE,
         Resource::new("AWS::DynamoDB::Table")
@@ -248,8 +253,7 @@ pub fn audit_table(t: &mut Template, spec: &ProviderSpec) {
                     "SSEType": "KMS",
                     "KMSMasterKeyId": fns::get_att(ids::KMS_KEY, "Arn")
                 }),
-            )
-            .property("Tags", resource_tags(spec)),
+            ),
     );
     t.output(
         outputs::AUDIT_TABLE,
@@ -361,8 +365,7 @@ pub fn environment_roles(
                 "AssumeRolePolicyDocument",
                 trust_policy(&spec.platform_role),
             )
-            .property("Policies", json!([policy("operations", ops)]))
-            .property("Tags", resource_tags(spec)),
+            .property("Policies", json!([policy("operations", ops)])),
     );
     t.resource(
         ids::PROVISIONING_ROLE,
@@ -377,8 +380,7 @@ pub fn environment_roles(
                 "AssumeRolePolicyDocument",
                 trust_policy(&spec.pipeline_role),
             )
-            .property("Policies", json!([policy("provisioning", prov)]))
-            .property("Tags", resource_tags(spec)),
+            .property("Policies", json!([policy("provisioning", prov)])),
     );
     t.output(
         outputs::OPERATIONS_ROLE_ARN,
@@ -392,19 +394,17 @@ pub fn environment_roles(
 }
 
 /// An SSM `String` parameter with an explicit name under the environment's
-/// prefix (`/{prefix}/{name}/{key}`).
+/// prefix (`/{prefix}/{name}/{key}`). Tagged by the stack tags, which
+/// CloudFormation propagates to it. `_spec` is kept so callers need not
+/// change.
 pub fn ssm_parameter(
     t: &mut Template,
-    spec: &ProviderSpec,
+    _spec: &ProviderSpec,
     logical_id: &str,
     key: &str,
     value: Value,
     description: &str,
 ) {
-    let tags: serde_json::Map<String, Value> = stack_tags(spec)
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
-        .collect();
     t.resource(
         logical_id,
         Resource::new("AWS::SSM::Parameter")
@@ -414,8 +414,7 @@ pub fn ssm_parameter(
             )
             .property("Type", "String")
             .property("Value", value)
-            .property("Description", description)
-            .property("Tags", Value::Object(tags)),
+            .property("Description", description),
     );
 }
 
@@ -504,9 +503,37 @@ pub fn network(
 }
 
 /// Subnet size for a VPC of prefix length `prefix_len` split into 8 blocks
-/// (3 public + 3 private + 2 spare): host bits per subnet for `Fn::Cidr`.
+/// (3 public + 3 private + 2 spare): host bits per subnet.
 pub fn subnet_bits(prefix_len: u8) -> u32 {
     u32::from(32u8.saturating_sub(prefix_len).saturating_sub(3))
+}
+
+/// Name of the template parameter holding the CIDR of public (`public`) or
+/// private subnet `n` (1-based): `PublicSubnet1Cidr`, `PrivateSubnet3Cidr`.
+pub fn subnet_cidr_param(public: bool, n: u32) -> String {
+    let side = if public { "Public" } else { "Private" };
+    format!("{side}Subnet{n}Cidr")
+}
+
+/// The subnet CIDRs of a new VPC: the VPC block split into 8 equal blocks,
+/// the first [`AZ_COUNT`] public, the next [`AZ_COUNT`] private (the last
+/// two are spare). The same blocks, in the same order, as
+/// `Fn::Select [i, Fn::Cidr [vpc, 8, subnet_bits]]`, computed here so the
+/// template carries them as parameters. `None` when `vpc_cidr` is not an
+/// aligned IPv4 block of /16 to /29 (validation rejects those earlier).
+pub fn subnet_cidrs(vpc_cidr: &str) -> Option<Vec<String>> {
+    let vpc = Ipv4Cidr::parse(vpc_cidr).ok()?;
+    if !vpc.is_aligned() || !(16..=29).contains(&vpc.len) {
+        return None;
+    }
+    let bits = subnet_bits(vpc.len);
+    let len = vpc.len + 3;
+    (0..2 * AZ_COUNT)
+        .map(|i| {
+            let addr = vpc.addr.checked_add(i.checked_shl(bits)?)?;
+            Some(Ipv4Cidr { addr, len }.to_string())
+        })
+        .collect()
 }
 
 fn new_vpc(
@@ -515,22 +542,39 @@ fn new_vpc(
     cidr: &str,
     values: &mut BTreeMap<String, String>,
 ) -> Network {
-    let prefix_len: u8 = cidr
-        .split_once('/')
-        .and_then(|(_, l)| l.parse().ok())
-        .unwrap_or(24);
-    let bits = subnet_bits(prefix_len);
+    const CIDR_PATTERN: &str = r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-8])$";
     t.parameter(
         params::VPC_CIDR,
-        Parameter::string("CIDR block of the VPC")
-            .pattern(r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-8])$"),
+        Parameter::string("CIDR block of the VPC").pattern(CIDR_PATTERN),
     );
     values.insert(params::VPC_CIDR.into(), cidr.to_owned());
-    let tags = |suffix: &str| {
-        let mut all = stack_tags(spec);
-        all.insert("Name".into(), format!("{}{suffix}", Names::of(spec).base));
-        fns::tags(all.iter().map(|(k, v)| (k.as_str(), json!(v))))
-    };
+    // The subnet blocks are computed from the spec's CIDR and passed as
+    // parameters (no `Fn::Cidr`): deterministic, visible in the parameter
+    // file, and a VPC CIDR change stays a parameter change. Validation
+    // guarantees the CIDR splits; were it not to, the parameters stay
+    // without values and CloudFormation refuses the stack, naming them.
+    let blocks = subnet_cidrs(cidr).unwrap_or_default();
+    for az in 0..AZ_COUNT {
+        let n = az + 1;
+        for (public, index) in [(true, az), (false, az + AZ_COUNT)] {
+            let name = subnet_cidr_param(public, n);
+            let side = if public { "public" } else { "private" };
+            t.parameter(
+                &name,
+                Parameter::string(format!(
+                    "CIDR block of {side} subnet {n}, inside the VPC block"
+                ))
+                .pattern(CIDR_PATTERN),
+            );
+            if let Some(block) = blocks.get(index as usize) {
+                values.insert(name, block.clone());
+            }
+        }
+    }
+    // Only the `Name` tag: the stack tags reach every piece through
+    // CloudFormation's stack-level tag propagation.
+    let tags =
+        |suffix: &str| fns::tags([("Name", json!(format!("{}{suffix}", Names::of(spec).base)))]);
     t.resource(
         ids::VPC,
         Resource::new("AWS::EC2::VPC")
@@ -575,18 +619,12 @@ fn new_vpc(
         let n = az + 1;
         let pub_id = format!("PublicSubnet{n}");
         let priv_id = format!("PrivateSubnet{n}");
-        let subnet = |index: u32| {
-            fns::select(
-                index,
-                fns::cidr(fns::get_att(ids::VPC, "CidrBlock"), 8, bits),
-            )
-        };
         t.resource(
             &pub_id,
             Resource::new("AWS::EC2::Subnet")
                 .property("VpcId", fns::ref_(ids::VPC))
                 .property("AvailabilityZone", fns::select(az, fns::get_azs()))
-                .property("CidrBlock", subnet(az))
+                .property("CidrBlock", fns::ref_(&subnet_cidr_param(true, n)))
                 .property("MapPublicIpOnLaunch", false)
                 .property("Tags", tags(&format!("-public-{n}"))),
         );
@@ -595,7 +633,7 @@ fn new_vpc(
             Resource::new("AWS::EC2::Subnet")
                 .property("VpcId", fns::ref_(ids::VPC))
                 .property("AvailabilityZone", fns::select(az, fns::get_azs()))
-                .property("CidrBlock", subnet(az + AZ_COUNT))
+                .property("CidrBlock", fns::ref_(&subnet_cidr_param(false, n)))
                 .property("MapPublicIpOnLaunch", false)
                 .property("Tags", tags(&format!("-private-{n}"))),
         );
@@ -660,8 +698,7 @@ fn new_vpc(
                         vec![fns::get_att(ids::LOG_GROUP, "Arn")],
                     )]
                 )]),
-            )
-            .property("Tags", resource_tags(spec)),
+            ),
     );
     t.resource(
         "FlowLog",
@@ -674,8 +711,7 @@ fn new_vpc(
             .property(
                 "DeliverLogsPermissionArn",
                 fns::get_att("FlowLogRole", "Arn"),
-            )
-            .property("Tags", resource_tags(spec)),
+            ),
     );
     // The default security group of a new VPC allows nothing.
     t.output(
@@ -712,9 +748,9 @@ pub fn foundation(
     spec: &ProviderSpec,
     values: &mut BTreeMap<String, String>,
 ) -> Network {
-    kms_key(t, spec);
+    kms_key(t);
     log_group(t, spec);
-    audit_table(t, spec);
+    audit_table(t);
     ssm_parameter(
         t,
         spec,
@@ -802,5 +838,57 @@ pub fn validate_capacity(
             None,
             "at most 20 instance types are allowed",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnet_cidrs_split_the_vpc_into_eighths_like_fn_cidr() {
+        assert_eq!(
+            subnet_cidrs("10.0.0.0/24").unwrap_or_default(),
+            [
+                "10.0.0.0/27",
+                "10.0.0.32/27",
+                "10.0.0.64/27",
+                "10.0.0.96/27",
+                "10.0.0.128/27",
+                "10.0.0.160/27"
+            ]
+        );
+        assert_eq!(
+            subnet_cidrs("10.3.0.0/20").unwrap_or_default(),
+            [
+                "10.3.0.0/23",
+                "10.3.2.0/23",
+                "10.3.4.0/23",
+                "10.3.6.0/23",
+                "10.3.8.0/23",
+                "10.3.10.0/23"
+            ]
+        );
+        assert_eq!(
+            subnet_cidrs("172.16.0.0/16").unwrap_or_default().last(),
+            Some(&"172.16.160.0/19".to_owned())
+        );
+        assert_eq!(
+            subnet_cidrs("192.168.1.128/25").unwrap_or_default().last(),
+            Some(&"192.168.1.208/28".to_owned())
+        );
+    }
+
+    #[test]
+    fn subnet_cidrs_refuse_what_does_not_split() {
+        for bad in ["", "10.0.0.1/24", "10.0.0.0/15", "10.0.0.0/30", "x/24"] {
+            assert_eq!(subnet_cidrs(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn subnet_parameter_names() {
+        assert_eq!(subnet_cidr_param(true, 1), "PublicSubnet1Cidr");
+        assert_eq!(subnet_cidr_param(false, 3), "PrivateSubnet3Cidr");
     }
 }
