@@ -1408,18 +1408,24 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::spec::{self, SpecFile, ValidSpec};
+    use crate::provider::test_support::{example, paths, prop, resource};
+    use crate::spec::{self, SpecFile};
+
+    fn render(file: &SpecFile) -> StackDefinition {
+        crate::provider::test_support::render_nth(&EksProvider, file, 0)
+    }
+
+    fn entity(file: &SpecFile, outputs: &StackOutputs) -> Entity {
+        crate::provider::test_support::entity_of(&EksProvider, file, outputs)
+    }
+
+    fn errors_of(file: &SpecFile) -> ValidationErrors {
+        crate::provider::test_support::errors_of(&EksProvider, file)
+    }
 
     const EXAMPLES: [&str; 3] = ["eks-public.yaml", "eks-private.yaml", "eks-existing.yaml"];
     const PLATFORM: &str = "arn:aws:iam::111111111111:role/opa-platform-role";
     const PIPELINE: &str = "arn:aws:iam::111111111111:role/opa-pipeline-role";
-
-    fn example(name: &str) -> SpecFile {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../examples/specs")
-            .join(name);
-        spec::read_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
-    }
 
     const HEAD: &str = r#"
 providers:
@@ -1440,45 +1446,6 @@ providers:
     }
 
     const EXISTING_VPC: &str = "    vpc: { mode: existing, id: vpc-0a1b2c3d4e5f60718, privateSubnetIds: [subnet-0a1b2c3d, subnet-0e1f2a3b] }\n";
-
-    fn render(file: &SpecFile) -> StackDefinition {
-        let valid = ValidSpec::new_unchecked(file.clone());
-        let p = valid.providers().next().expect("one provider");
-        let mut stacks = EksProvider.stacks(p);
-        assert_eq!(stacks.len(), 1, "one stack per provider");
-        stacks.remove(0)
-    }
-
-    fn entity(file: &SpecFile, outputs: &StackOutputs) -> Entity {
-        let valid = ValidSpec::new_unchecked(file.clone());
-        let p = valid.providers().next().expect("one provider");
-        EksProvider.catalog_entity(p, outputs)
-    }
-
-    fn errors_of(file: &SpecFile) -> ValidationErrors {
-        let mut errors = ValidationErrors::default();
-        let p = file.providers.first().expect("one provider");
-        EksProvider.validate(p, "providers[0]", &mut errors);
-        errors
-    }
-
-    fn paths(errors: &ValidationErrors) -> Vec<&str> {
-        errors.iter().map(|e| e.path.as_str()).collect()
-    }
-
-    fn resource<'a>(s: &'a StackDefinition, id: &str) -> &'a Resource {
-        s.template
-            .resources
-            .get(id)
-            .unwrap_or_else(|| panic!("resource {id} missing"))
-    }
-
-    fn prop<'a>(s: &'a StackDefinition, id: &str, name: &str) -> &'a Value {
-        resource(s, id)
-            .properties
-            .get(name)
-            .unwrap_or_else(|| panic!("{id}.{name} missing"))
-    }
 
     fn metadata<'a>(e: &'a Entity, key: &str) -> &'a str {
         e.metadata

@@ -12,6 +12,8 @@ pub mod names;
 mod registry;
 mod serverless;
 mod stack;
+#[cfg(test)]
+mod test_support;
 
 pub use ecs::{EcsEc2Provider, EcsProvider};
 pub use eks::EksProvider;

@@ -897,13 +897,19 @@ fn serverless_entity(spec: &ProviderSpec, all: &StackOutputs) -> Entity {
 mod tests {
     use super::common::outputs;
     use super::*;
-    use crate::spec::{self, SpecFile, ValidSpec};
+    use crate::provider::test_support::{example, paths, prop, resource};
+    use crate::spec::{self, SpecFile};
 
-    fn example(name: &str) -> SpecFile {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../examples/specs")
-            .join(name);
-        spec::read_file(&path).expect("example spec parses")
+    fn render(file: &SpecFile, index: usize) -> StackDefinition {
+        crate::provider::test_support::render_nth(&ServerlessProvider, file, index)
+    }
+
+    fn entity(file: &SpecFile, outputs: &StackOutputs) -> Entity {
+        crate::provider::test_support::entity_of(&ServerlessProvider, file, outputs)
+    }
+
+    fn errors_of(file: &SpecFile) -> ValidationErrors {
+        crate::provider::test_support::errors_of(&ServerlessProvider, file)
     }
 
     const HEAD: &str = r#"
@@ -921,45 +927,6 @@ providers:
     /// A one-provider spec: [`HEAD`] plus `extra` (indented provider fields).
     fn spec_with(extra: &str) -> SpecFile {
         spec::parse_str(&format!("{HEAD}{extra}"), "test").expect("test spec parses")
-    }
-
-    fn render(file: &SpecFile, index: usize) -> StackDefinition {
-        let valid = ValidSpec::new_unchecked(file.clone());
-        let p = valid.providers().nth(index).expect("provider exists");
-        let mut stacks = ServerlessProvider.stacks(p);
-        assert_eq!(stacks.len(), 1);
-        stacks.remove(0)
-    }
-
-    fn entity(file: &SpecFile, outputs: &StackOutputs) -> Entity {
-        let valid = ValidSpec::new_unchecked(file.clone());
-        let p = valid.providers().next().expect("provider exists");
-        ServerlessProvider.catalog_entity(p, outputs)
-    }
-
-    fn errors_of(file: &SpecFile) -> ValidationErrors {
-        let mut errors = ValidationErrors::default();
-        let p = file.providers.first().expect("provider exists");
-        ServerlessProvider.validate(p, "providers[0]", &mut errors);
-        errors
-    }
-
-    fn paths(errors: &ValidationErrors) -> Vec<&str> {
-        errors.iter().map(|e| e.path.as_str()).collect()
-    }
-
-    fn resource<'a>(s: &'a StackDefinition, id: &str) -> &'a Resource {
-        s.template
-            .resources
-            .get(id)
-            .unwrap_or_else(|| panic!("resource {id} missing"))
-    }
-
-    fn prop<'a>(s: &'a StackDefinition, id: &str, name: &str) -> &'a Value {
-        resource(s, id)
-            .properties
-            .get(name)
-            .unwrap_or_else(|| panic!("{id}.{name} missing"))
     }
 
     fn of_type<'a>(s: &'a StackDefinition, kind: &str) -> Vec<&'a str> {
