@@ -226,17 +226,18 @@ fn schema_is_json_schema_of_the_spec() {
         .iter()
         .filter_map(|v| v.as_str())
         .collect();
-    for field in [
-        "kind",
-        "name",
-        "owner",
-        "account",
-        "region",
-        "environmentRole",
-    ] {
+    for field in ["kind", "name", "owner", "environmentRole"] {
         assert!(
             required.contains(&field),
             "{field} missing from {required:?}"
+        );
+    }
+    // `account` / `region` may be spelled with the legacy names instead.
+    let alternatives = provider["allOf"].to_string();
+    for name in ["account", "awsAccountID", "region", "awsRegion"] {
+        assert!(
+            alternatives.contains(&format!("\"{name}\"")),
+            "{name}: {alternatives}"
         );
     }
     assert_eq!(provider["additionalProperties"], serde_json::json!(false));
@@ -247,5 +248,66 @@ fn schema_is_json_schema_of_the_spec() {
     assert_eq!(
         std::fs::read(&file).expect("written"),
         harmonix(&["schema"]).stdout
+    );
+}
+
+/// Every example spec (YAML → JSON) is valid against `harmonix schema`,
+/// checked by Python's `jsonschema` (installed with moto in the venv); a
+/// spec with an unknown field is not.
+#[test]
+fn examples_satisfy_the_schema() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, harmonix(&["schema"]).stdout).expect("write schema");
+    let mut docs = Vec::new();
+    for (i, spec) in example_specs().iter().enumerate() {
+        let text = std::fs::read_to_string(spec).expect("read");
+        let value: serde_json::Value = serde_saphyr::from_str(&text).expect("yaml");
+        let path = dir.path().join(format!("{i}.json"));
+        std::fs::write(&path, value.to_string()).expect("write");
+        docs.push(path);
+    }
+    let check = r"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+validator = jsonschema.Draft202012Validator(schema)
+bad = 0
+for path in sys.argv[2:]:
+    errors = list(validator.iter_errors(json.load(open(path))))
+    for e in errors:
+        print(path, list(e.absolute_path), e.message)
+    bad += bool(errors)
+sys.exit(1 if bad else 0)
+";
+    let python = harmonix_tests::venv_tool("python");
+    let run = |files: &[std::path::PathBuf]| {
+        Command::new(&python)
+            .arg("-c")
+            .arg(check)
+            .arg(&schema)
+            .args(files)
+            .output()
+            .expect("runs python")
+    };
+    let out = run(&docs);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    let bad = dir.path().join("bad.json");
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&docs[0]).expect("read")).expect("json");
+    value["providers"][0]["noSuchField"] = serde_json::json!(1);
+    std::fs::write(&bad, value.to_string()).expect("write");
+    let out = run(&[bad]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("noSuchField"),
+        "{}",
+        text(&out.stdout)
     );
 }
