@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+pub mod aws;
 pub mod catalog;
 pub mod fsio;
 pub mod provider;
