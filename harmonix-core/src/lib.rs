@@ -33,6 +33,7 @@
 
 pub mod aws;
 pub mod catalog;
+pub mod engine;
 pub mod fsio;
 pub mod provider;
 pub mod render;

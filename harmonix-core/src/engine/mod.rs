@@ -1,0 +1,6 @@
+//! The plan/apply engine over CloudFormation change sets: state reading,
+//! planning, applying, destroying and status; the event stream; the
+//! DynamoDB lock and the audit trail.
+
+pub mod audit;
+pub mod lock;
