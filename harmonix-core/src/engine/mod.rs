@@ -2,5 +2,10 @@
 //! planning, applying, destroying and status; the event stream; the
 //! DynamoDB lock and the audit trail.
 
+pub mod apply;
 pub mod audit;
+pub mod error;
+pub mod events;
 pub mod lock;
+pub mod plan;
+pub mod state;

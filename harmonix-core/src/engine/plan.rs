@@ -1,0 +1,891 @@
+//! Planning: compare stack definitions with the deployed state and review
+//! what would change through CloudFormation change sets.
+//!
+//! A stack whose hash tag ([`crate::provider::STACK_HASH_TAG`]) equals its
+//! definition's [`StackDefinition::content_hash`] is a no-op, decided from
+//! the one shared state read without any further call. Every other stack
+//! gets a change set (`CREATE` or `UPDATE`), awaited with backoff and an
+//! explicit timeout, whose resource changes the [`Plan`] records. The plan
+//! is serializable: `apply` executes exactly the reviewed change sets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, ResourceAttribute, Tag,
+};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use serde::{Deserialize, Serialize};
+
+use super::error::EngineError;
+use super::events::{Event, EventSink};
+use super::state::{StackState, StateMap, is_in_progress, is_stable, read_state};
+use crate::provider::{STACK_HASH_TAG, StackDefinition};
+use crate::template::hex_sha256;
+
+/// Version of the plan file format.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// What the engine does with a stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum ActionKind {
+    /// Nothing to do.
+    NoOp,
+    /// Create the stack (a `CREATE` change set).
+    Create,
+    /// Update the stack (an `UPDATE` change set).
+    Update,
+    /// Delete the stack (destroy plans).
+    Delete,
+    /// The stack is in `ROLLBACK_COMPLETE`: delete it, then create it.
+    Recreate,
+}
+
+impl ActionKind {
+    /// Lower-case name, as shown in diffs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoOp => "no changes",
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+            Self::Recreate => "delete and re-create",
+        }
+    }
+}
+
+/// What happens to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum ChangeAction {
+    /// A new resource.
+    Add,
+    /// A changed resource.
+    Modify,
+    /// A removed resource.
+    Remove,
+    /// An imported resource.
+    Import,
+    /// Decided at execution (e.g. nested modules).
+    Dynamic,
+}
+
+/// Whether a modification replaces the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Replacement {
+    /// The resource is replaced.
+    True,
+    /// The resource may be replaced, depending on a value known at
+    /// execution.
+    Conditional,
+    /// Updated in place.
+    False,
+}
+
+/// One resource change of a change set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceChange {
+    /// What happens.
+    pub action: ChangeAction,
+    /// Logical id.
+    pub logical_id: String,
+    /// Resource type.
+    pub resource_type: String,
+    /// Replacement, when CloudFormation says (modifications only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub replacement: Option<Replacement>,
+    /// Names of the changed properties, when CloudFormation lists them.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub properties: Vec<String>,
+}
+
+/// The state of a stack seen while planning; `apply` refuses to run when
+/// it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observed {
+    /// Stack id.
+    pub stack_id: String,
+    /// Status.
+    pub status: String,
+    /// Last update (or creation) time.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_updated: Option<String>,
+    /// Hash tag.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hash: Option<String>,
+}
+
+impl From<&StackState> for Observed {
+    fn from(s: &StackState) -> Self {
+        Self {
+            stack_id: s.stack_id.clone(),
+            status: s.status.clone(),
+            last_updated: s.last_updated.clone(),
+            hash: s.hash.clone(),
+        }
+    }
+}
+
+/// What a stack is created from, kept in the plan for a
+/// [`ActionKind::Recreate`] (its change set can only be made once the old
+/// stack is deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackSource {
+    /// Template JSON.
+    pub template_body: String,
+    /// Parameters.
+    pub parameters: BTreeMap<String, String>,
+    /// Tags, the hash tag included.
+    pub tags: BTreeMap<String, String>,
+    /// Capabilities.
+    pub capabilities: Vec<String>,
+}
+
+impl StackSource {
+    /// The source of a definition (its hash tag added).
+    pub fn of(def: &StackDefinition) -> Self {
+        let mut tags = def.tags.clone();
+        tags.insert(STACK_HASH_TAG.to_owned(), def.content_hash());
+        Self {
+            template_body: def.template.to_json(),
+            parameters: def.parameters.clone(),
+            tags,
+            capabilities: def.capabilities.clone(),
+        }
+    }
+}
+
+/// The plan for one stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedStack {
+    /// Stack name.
+    pub name: String,
+    /// What to do.
+    pub action: ActionKind,
+    /// Stacks that must be deployed first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// The definition's content hash (for a delete: the deployed hash tag,
+    /// or empty).
+    pub hash: String,
+    /// The stack as seen when planning; `None`: it did not exist.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub observed: Option<Observed>,
+    /// The reviewed change set's id (ARN).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub change_set_id: Option<String>,
+    /// The stack id the change set belongs to (for a create: the new
+    /// stack in `REVIEW_IN_PROGRESS`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub change_set_stack_id: Option<String>,
+    /// Resource changes.
+    #[serde(default)]
+    pub changes: Vec<ResourceChange>,
+    /// For a recreate: what to create after the delete.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source: Option<StackSource>,
+}
+
+/// A reviewed plan for the stacks of one account/region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// [`PLAN_FORMAT`].
+    pub format: u32,
+    /// Target account.
+    pub account: String,
+    /// Target region.
+    pub region: String,
+    /// Stacks, in definition order.
+    pub stacks: Vec<PlannedStack>,
+    /// Hex SHA-256 over format, account, region and stacks.
+    pub content_hash: String,
+}
+
+impl Plan {
+    /// Build a plan and compute its content hash.
+    pub fn new(account: String, region: String, stacks: Vec<PlannedStack>) -> Self {
+        let mut plan = Self {
+            format: PLAN_FORMAT,
+            account,
+            region,
+            stacks,
+            content_hash: String::new(),
+        };
+        plan.content_hash = plan.compute_hash();
+        plan
+    }
+
+    fn compute_hash(&self) -> String {
+        let body =
+            serde_json::to_string(&(&self.format, &self.account, &self.region, &self.stacks))
+                .unwrap_or_default();
+        hex_sha256(body.as_bytes())
+    }
+
+    /// Whether nothing is to be done.
+    pub fn is_noop(&self) -> bool {
+        self.stacks.iter().all(|s| s.action == ActionKind::NoOp)
+    }
+
+    /// The plan as pretty JSON (a plan file).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Read a plan file, checking its format and content hash.
+    pub fn from_json(text: &str) -> Result<Self, EngineError> {
+        let plan: Self = serde_json::from_str(text).map_err(|e| EngineError::InvalidPlan {
+            reason: format!("not a plan file: {e}"),
+        })?;
+        if plan.format != PLAN_FORMAT {
+            return Err(EngineError::InvalidPlan {
+                reason: format!(
+                    "format is {}, this version reads format {PLAN_FORMAT}",
+                    plan.format
+                ),
+            });
+        }
+        let expected = plan.compute_hash();
+        if plan.content_hash != expected {
+            return Err(EngineError::InvalidPlan {
+                reason: format!(
+                    "contentHash is {} but the content hashes to {expected}: the file was modified",
+                    plan.content_hash
+                ),
+            });
+        }
+        Ok(plan)
+    }
+
+    /// A Terraform-like text of the plan: per stack its action, then per
+    /// resource `+ create`, `~ update`, `-/+ replace`, `- delete`; with
+    /// `color`, ANSI colors.
+    pub fn render_diff(&self, color: bool) -> String {
+        let paint = |code: &str, s: &str| {
+            if color {
+                format!("\x1b[{code}m{s}\x1b[0m")
+            } else {
+                s.to_owned()
+            }
+        };
+        let mut out = String::new();
+        let (mut add, mut change, mut destroy) = (0usize, 0usize, 0usize);
+        for st in &self.stacks {
+            let head = format!("stack {}: {}", st.name, st.action.as_str());
+            let _ = writeln!(out, "{}", paint("1", &head));
+            if st.action == ActionKind::Delete {
+                let _ = writeln!(out, "  {} stack {}", paint("31", "-"), st.name);
+                destroy += 1;
+            }
+            for c in &st.changes {
+                let (sign, code, word) = match (c.action, c.replacement) {
+                    (ChangeAction::Add | ChangeAction::Import, _) => ("+", "32", "create"),
+                    (ChangeAction::Remove, _) => ("-", "31", "delete"),
+                    (ChangeAction::Modify, Some(Replacement::True)) => ("-/+", "33", "replace"),
+                    (ChangeAction::Modify, Some(Replacement::Conditional)) => {
+                        ("~", "33", "update (may replace)")
+                    }
+                    (ChangeAction::Modify | ChangeAction::Dynamic, _) => ("~", "33", "update"),
+                };
+                match sign {
+                    "+" => add += 1,
+                    "-" => destroy += 1,
+                    "-/+" => {
+                        add += 1;
+                        destroy += 1;
+                    }
+                    _ => change += 1,
+                }
+                let mut line = format!(
+                    "  {} {} ({}) {word}",
+                    paint(code, sign),
+                    c.logical_id,
+                    c.resource_type
+                );
+                if !c.properties.is_empty() {
+                    let _ = write!(line, ": {}", c.properties.join(", "));
+                }
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\nPlan: {add} to add, {change} to change, {destroy} to destroy."
+        );
+        out
+    }
+}
+
+/// How long to wait and how often to poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// First delay between polls.
+    pub initial: Duration,
+    /// Largest delay (the delay doubles up to it).
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after `d`.
+    pub fn next(&self, d: Duration) -> Duration {
+        (d * 2).min(self.max).max(self.initial)
+    }
+}
+
+/// Options of [`plan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Change sets created at the same time (at least 1).
+    pub concurrency: usize,
+    /// How long one change set may take to become ready.
+    pub change_set_timeout: Duration,
+    /// Polling of `DescribeChangeSet`.
+    pub poll: Backoff,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            change_set_timeout: Duration::from_mins(5),
+            poll: Backoff::default(),
+        }
+    }
+}
+
+/// Check that the definitions share one account/region, have unique names
+/// and acyclic dependencies; return the account and region.
+pub(crate) fn validate(defs: &[StackDefinition]) -> Result<(String, String), EngineError> {
+    let Some(first) = defs.first() else {
+        return Ok((String::new(), String::new()));
+    };
+    let mut names = BTreeSet::new();
+    for (i, d) in defs.iter().enumerate() {
+        if d.account != first.account || d.region != first.region {
+            return Err(EngineError::InvalidInput {
+                path: format!("stacks[{i}]"),
+                problem: format!(
+                    "stack `{}` targets {}/{}, but the plan is for {}/{}: plan each account/region separately",
+                    d.name, d.account, d.region, first.account, first.region
+                ),
+            });
+        }
+        if !names.insert(d.name.as_str()) {
+            return Err(EngineError::InvalidInput {
+                path: format!("stacks[{i}].name"),
+                problem: format!(
+                    "stack name `{}` appears twice; names must be unique",
+                    d.name
+                ),
+            });
+        }
+    }
+    let deps: BTreeMap<&str, Vec<&str>> = defs
+        .iter()
+        .map(|d| {
+            (
+                d.name.as_str(),
+                d.depends_on.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    if let Some(stack) = find_cycle(&deps) {
+        let i = defs.iter().position(|d| d.name == stack).unwrap_or(0);
+        return Err(EngineError::InvalidInput {
+            path: format!("stacks[{i}].depends_on"),
+            problem: format!("stack `{stack}` depends on itself through its dependencies"),
+        });
+    }
+    Ok((first.account.clone(), first.region.clone()))
+}
+
+/// A stack on a dependency cycle, if any (dependencies outside the map
+/// are ignored).
+pub(crate) fn find_cycle<'a>(deps: &BTreeMap<&'a str, Vec<&'a str>>) -> Option<&'a str> {
+    // Kahn's algorithm: what cannot be ordered is on (or behind) a cycle.
+    let mut remaining: BTreeMap<&str, usize> = deps
+        .iter()
+        .map(|(n, ds)| (*n, ds.iter().filter(|d| deps.contains_key(*d)).count()))
+        .collect();
+    let mut done = BTreeSet::new();
+    loop {
+        let ready: Vec<&str> = remaining
+            .iter()
+            .filter(|(_, c)| **c == 0)
+            .map(|(n, _)| *n)
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        for n in ready {
+            remaining.remove(n);
+            done.insert(n);
+        }
+        for (n, c) in &mut remaining {
+            *c = deps.get(n).map_or(0, |ds| {
+                ds.iter()
+                    .filter(|d| deps.contains_key(*d) && !done.contains(*d))
+                    .count()
+            });
+        }
+    }
+    remaining.keys().next().copied()
+}
+
+/// Plan the given stacks (one account/region) against the client's
+/// account/region.
+pub async fn plan(
+    defs: &[StackDefinition],
+    client: &Client,
+    opts: &PlanOptions,
+    events: EventSink<'_>,
+) -> Result<Plan, EngineError> {
+    let (account, region) = validate(defs)?;
+    let state = read_state(client).await?;
+    plan_with_state(defs, &state, client, opts, events)
+        .await
+        .map(|stacks| Plan::new(account, region, stacks))
+}
+
+/// What planning decides for a stack before any change set.
+enum Decision {
+    Done(Box<PlannedStack>),
+    ChangeSet(ChangeSetType),
+}
+
+fn decide(def: &StackDefinition, st: Option<&StackState>) -> Result<Decision, EngineError> {
+    let hash = def.content_hash();
+    let base = PlannedStack {
+        name: def.name.clone(),
+        action: ActionKind::NoOp,
+        depends_on: def.depends_on.clone(),
+        hash,
+        observed: st.map(Observed::from),
+        change_set_id: None,
+        change_set_stack_id: None,
+        changes: Vec::new(),
+        source: None,
+    };
+    let Some(st) = st else {
+        return Ok(Decision::ChangeSet(ChangeSetType::Create));
+    };
+    if st.status == "REVIEW_IN_PROGRESS" {
+        return Ok(Decision::ChangeSet(ChangeSetType::Create));
+    }
+    if st.status == "ROLLBACK_COMPLETE" {
+        let changes = def
+            .template
+            .resources
+            .iter()
+            .map(|(id, r)| ResourceChange {
+                action: ChangeAction::Add,
+                logical_id: id.clone(),
+                resource_type: r.kind.clone(),
+                replacement: None,
+                properties: Vec::new(),
+            })
+            .collect();
+        return Ok(Decision::Done(Box::new(PlannedStack {
+            action: ActionKind::Recreate,
+            changes,
+            source: Some(StackSource::of(def)),
+            ..base
+        })));
+    }
+    if st.in_sync_with(def) {
+        return Ok(Decision::Done(Box::new(base)));
+    }
+    if is_stable(&st.status) {
+        return Ok(Decision::ChangeSet(ChangeSetType::Update));
+    }
+    Err(EngineError::StackNotReady {
+        stack: def.name.clone(),
+        status: st.status.clone(),
+        hint: if is_in_progress(&st.status) {
+            "an operation is running; wait for it to finish and plan again"
+        } else {
+            "the stack needs manual intervention (continue the rollback or delete it) before it can be planned"
+        },
+    })
+}
+
+/// Plan against an already read state.
+pub(crate) async fn plan_with_state(
+    defs: &[StackDefinition],
+    state: &StateMap,
+    client: &Client,
+    opts: &PlanOptions,
+    events: EventSink<'_>,
+) -> Result<Vec<PlannedStack>, EngineError> {
+    let mut decided = Vec::with_capacity(defs.len());
+    for def in defs {
+        decided.push((def, decide(def, state.get(&def.name))?));
+    }
+    let planned: Vec<PlannedStack> = futures_util::stream::iter(decided)
+        .map(|(def, decision)| async move {
+            let ps = match decision {
+                Decision::Done(ps) => *ps,
+                Decision::ChangeSet(kind) => {
+                    plan_change_set(def, state.get(&def.name), kind, client, opts, events).await?
+                }
+            };
+            events(&Event::Planned {
+                stack: ps.name.clone(),
+                action: ps.action,
+                changes: ps.changes.len(),
+            });
+            Ok::<_, EngineError>(ps)
+        })
+        .buffered(opts.concurrency.max(1))
+        .try_collect()
+        .await?;
+    Ok(planned)
+}
+
+async fn plan_change_set(
+    def: &StackDefinition,
+    st: Option<&StackState>,
+    kind: ChangeSetType,
+    client: &Client,
+    opts: &PlanOptions,
+    events: EventSink<'_>,
+) -> Result<PlannedStack, EngineError> {
+    let source = StackSource::of(def);
+    let hash = def.content_hash();
+    let observed = st.map(Observed::from);
+    let result = create_change_set(
+        client,
+        &def.name,
+        &source,
+        &hash,
+        observed.as_ref(),
+        kind.clone(),
+        opts,
+    )
+    .await?;
+    let mut ps = PlannedStack {
+        name: def.name.clone(),
+        action: ActionKind::NoOp,
+        depends_on: def.depends_on.clone(),
+        hash,
+        observed,
+        change_set_id: None,
+        change_set_stack_id: None,
+        changes: Vec::new(),
+        source: None,
+    };
+    if let ChangeSetResult::Ready {
+        id,
+        stack_id,
+        changes,
+    } = result
+    {
+        events(&Event::ChangeSetReady {
+            stack: def.name.clone(),
+            change_set_id: id.clone(),
+        });
+        ps.action = if kind == ChangeSetType::Create {
+            ActionKind::Create
+        } else {
+            ActionKind::Update
+        };
+        ps.change_set_id = Some(id);
+        ps.change_set_stack_id = stack_id;
+        ps.changes = changes;
+    }
+    Ok(ps)
+}
+
+/// Outcome of creating a change set.
+#[derive(Debug)]
+pub(crate) enum ChangeSetResult {
+    /// Ready to execute.
+    Ready {
+        id: String,
+        stack_id: Option<String>,
+        changes: Vec<ResourceChange>,
+    },
+    /// CloudFormation found nothing to change; the change set was deleted.
+    NoChanges,
+}
+
+/// The change set name for a content hash: the same content gives the
+/// same name.
+pub fn change_set_name(hash: &str) -> String {
+    format!("harmonix-{}", hash.get(..32).unwrap_or(hash))
+}
+
+/// The idempotency token of a change set: derived from the content hash
+/// and the stack it applies to, so a retried request is recognised and a
+/// later plan of the same content against a changed stack is not.
+fn client_token(hash: &str, observed: Option<&Observed>) -> String {
+    let base = observed.map_or_else(String::new, |o| {
+        format!(
+            "{}\0{}\0{}",
+            o.stack_id,
+            o.status,
+            o.last_updated.as_deref().unwrap_or_default()
+        )
+    });
+    let h = hex_sha256(format!("{hash}\0{base}").as_bytes());
+    format!("harmonix-{}", h.get(..40).unwrap_or(&h))
+}
+
+/// Create a change set and wait until it is ready (or found empty).
+pub(crate) async fn create_change_set(
+    client: &Client,
+    stack: &str,
+    source: &StackSource,
+    hash: &str,
+    observed: Option<&Observed>,
+    kind: ChangeSetType,
+    opts: &PlanOptions,
+) -> Result<ChangeSetResult, EngineError> {
+    let name = change_set_name(hash);
+    let request = || {
+        client
+            .create_change_set()
+            .stack_name(stack)
+            .change_set_name(&name)
+            .client_token(client_token(hash, observed))
+            .change_set_type(kind.clone())
+            .template_body(&source.template_body)
+            .set_parameters(Some(
+                source
+                    .parameters
+                    .iter()
+                    .map(|(k, v)| {
+                        Parameter::builder()
+                            .parameter_key(k)
+                            .parameter_value(v)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .set_tags(Some(
+                source
+                    .tags
+                    .iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .set_capabilities(Some(
+                source
+                    .capabilities
+                    .iter()
+                    .map(|c| Capability::from(c.as_str()))
+                    .collect(),
+            ))
+    };
+    let resp = match request().send().await {
+        Ok(r) => r,
+        Err(e) if e.code() == Some("AlreadyExistsException") => {
+            // A change set of the same content from an earlier, unapplied
+            // plan: it was made against an older stack, so replace it.
+            client
+                .delete_change_set()
+                .stack_name(stack)
+                .change_set_name(&name)
+                .send()
+                .await
+                .map_err(|e| EngineError::aws("DeleteChangeSet", Some(stack), e))?;
+            request()
+                .send()
+                .await
+                .map_err(|e| EngineError::aws("CreateChangeSet", Some(stack), e))?
+        }
+        // Some implementations refuse an empty change set synchronously
+        // instead of reporting it FAILED.
+        Err(e) if e.message().is_some_and(is_no_changes) => {
+            return Ok(ChangeSetResult::NoChanges);
+        }
+        Err(e) => return Err(EngineError::aws("CreateChangeSet", Some(stack), e)),
+    };
+    let id = resp.id().unwrap_or(&name).to_owned();
+    let stack_id = resp.stack_id().map(str::to_owned);
+    wait_change_set(client, stack, &id, stack_id, opts).await
+}
+
+/// Whether a failed change set's reason says there was nothing to change.
+fn is_no_changes(reason: &str) -> bool {
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
+}
+
+async fn wait_change_set(
+    client: &Client,
+    stack: &str,
+    id: &str,
+    stack_id: Option<String>,
+    opts: &PlanOptions,
+) -> Result<ChangeSetResult, EngineError> {
+    let started = Instant::now();
+    let mut delay = opts.poll.initial;
+    loop {
+        let mut changes = Vec::new();
+        let mut token: Option<String> = None;
+        let (status, reason, stack_id) = loop {
+            let resp = client
+                .describe_change_set()
+                .change_set_name(id)
+                .stack_name(stack)
+                .include_property_values(true)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| EngineError::aws("DescribeChangeSet", Some(stack), e))?;
+            changes.extend(resp.changes().iter().filter_map(|c| {
+                let rc = c.resource_change()?;
+                Some(convert_change(rc))
+            }));
+            let status = resp.status().cloned();
+            let reason = resp.status_reason().unwrap_or_default().to_owned();
+            let sid = resp.stack_id().map(str::to_owned).or(stack_id.clone());
+            if status != Some(ChangeSetStatus::CreateComplete) {
+                break (status, reason, sid);
+            }
+            match resp.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => break (status, reason, sid),
+            }
+        };
+        match status {
+            Some(ChangeSetStatus::CreateComplete) => {
+                return Ok(ChangeSetResult::Ready {
+                    id: id.to_owned(),
+                    stack_id,
+                    changes,
+                });
+            }
+            Some(ChangeSetStatus::Failed) if is_no_changes(&reason) => {
+                client
+                    .delete_change_set()
+                    .change_set_name(id)
+                    .stack_name(stack)
+                    .send()
+                    .await
+                    .map_err(|e| EngineError::aws("DeleteChangeSet", Some(stack), e))?;
+                return Ok(ChangeSetResult::NoChanges);
+            }
+            Some(ChangeSetStatus::CreatePending | ChangeSetStatus::CreateInProgress) | None => {}
+            Some(other) => {
+                return Err(EngineError::ChangeSetFailed {
+                    stack: stack.to_owned(),
+                    reason: if reason.is_empty() {
+                        format!("status {}", other.as_str())
+                    } else {
+                        format!("{} ({})", reason, other.as_str())
+                    },
+                });
+            }
+        }
+        if started.elapsed() >= opts.change_set_timeout {
+            return Err(EngineError::Timeout {
+                what: format!("the change set of stack `{stack}` to become ready"),
+                after: opts.change_set_timeout,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = opts.poll.next(delay);
+    }
+}
+
+fn convert_change(rc: &aws_sdk_cloudformation::types::ResourceChange) -> ResourceChange {
+    use aws_sdk_cloudformation::types::{ChangeAction as A, Replacement as R};
+    let action = match rc.action() {
+        Some(A::Add) => ChangeAction::Add,
+        Some(A::Remove) => ChangeAction::Remove,
+        Some(A::Import) => ChangeAction::Import,
+        Some(A::Dynamic) => ChangeAction::Dynamic,
+        _ => ChangeAction::Modify,
+    };
+    let replacement = match rc.replacement() {
+        Some(R::True) => Some(Replacement::True),
+        Some(R::Conditional) => Some(Replacement::Conditional),
+        Some(R::False) => Some(Replacement::False),
+        _ => None,
+    };
+    let mut properties: Vec<String> = rc
+        .details()
+        .iter()
+        .filter_map(|d| {
+            let t = d.target()?;
+            if t.attribute() == Some(&ResourceAttribute::Properties) {
+                t.name().map(str::to_owned)
+            } else {
+                None
+            }
+        })
+        .collect();
+    properties.sort();
+    properties.dedup();
+    ResourceChange {
+        action,
+        logical_id: rc.logical_resource_id().unwrap_or_default().to_owned(),
+        resource_type: rc.resource_type().unwrap_or_default().to_owned(),
+        replacement,
+        properties,
+    }
+}
+
+/// A plan that deletes the given stacks (those deployed; absent ones are
+/// no-ops), from one state read.
+pub async fn plan_destroy(
+    defs: &[StackDefinition],
+    client: &Client,
+    events: EventSink<'_>,
+) -> Result<Plan, EngineError> {
+    let (account, region) = validate(defs)?;
+    let state = read_state(client).await?;
+    let stacks = defs
+        .iter()
+        .map(|d| {
+            let st = state.get(&d.name);
+            let ps = PlannedStack {
+                name: d.name.clone(),
+                action: if st.is_some() {
+                    ActionKind::Delete
+                } else {
+                    ActionKind::NoOp
+                },
+                depends_on: d.depends_on.clone(),
+                hash: st.and_then(|s| s.hash.clone()).unwrap_or_default(),
+                observed: st.map(Observed::from),
+                change_set_id: None,
+                change_set_stack_id: None,
+                changes: Vec::new(),
+                source: None,
+            };
+            events(&Event::Planned {
+                stack: ps.name.clone(),
+                action: ps.action,
+                changes: 0,
+            });
+            ps
+        })
+        .collect();
+    Ok(Plan::new(account, region, stacks))
+}
