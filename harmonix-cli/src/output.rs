@@ -22,19 +22,7 @@ pub struct Printer {
 }
 
 /// `error` followed by its sources, each once (`a: b: c`).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use harmonix_core::error_chain;
 
 impl Printer {
     pub fn new(format: Format) -> Self {

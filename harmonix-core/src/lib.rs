@@ -34,9 +34,12 @@
 pub mod aws;
 pub mod catalog;
 pub mod engine;
+pub mod error;
 pub mod fsio;
 pub mod provider;
 pub mod render;
 pub mod schema;
 pub mod spec;
 pub mod template;
+
+pub use error::{Error, error_chain};

@@ -20,6 +20,22 @@ pub enum RenderError {
         /// Index of the provider in the spec.
         index: usize,
     },
+    /// Two providers render the same stack in one account and region.
+    #[error(
+        "stack `{stack}` in account {account} / {region} is rendered from both {first} and {second}"
+    )]
+    DuplicateStack {
+        /// The stack name.
+        stack: String,
+        /// The account.
+        account: String,
+        /// The region.
+        region: String,
+        /// Where it was rendered first.
+        first: String,
+        /// Where it was rendered again.
+        second: String,
+    },
     /// Writing an output file failed.
     #[error(transparent)]
     Write(#[from] WriteError),

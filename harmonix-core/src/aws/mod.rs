@@ -16,15 +16,20 @@
 //! - The endpoint override ([`AwsOptions::endpoint_url`] or the standard
 //!   `AWS_ENDPOINT_URL`) and the target region apply to every client, STS
 //!   included.
+//! - Every request towards an account/region draws from one token bucket
+//!   ([`ApiBudget`], [`AwsOptions::api_budget`]), retries included, and is
+//!   counted by operation ([`ClientPool::request_counts`]).
 //! - No type here shows a secret in `Debug`; errors name roles and steps,
 //!   never credentials.
 
+mod budget;
 mod chain;
 mod error;
 mod options;
 mod pool;
 mod session;
 
+pub use budget::{ApiBudget, Bucket};
 pub use chain::{REFRESH_BEFORE_EXPIRY, RoleChainProvider};
 pub use error::{AwsError, RoleStep};
 pub use options::{

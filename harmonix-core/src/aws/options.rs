@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::AwsError;
+use super::budget::ApiBudget;
 
 /// Shortest session AWS accepts for `sts:AssumeRole`.
 pub const MIN_SESSION_DURATION: Duration = Duration::from_mins(15);
@@ -37,6 +38,9 @@ pub struct AwsOptions {
     /// Maximum attempts per AWS request (the first try included); `None`
     /// keeps the standard chain's value (`AWS_MAX_ATTEMPTS`, default 3).
     pub max_attempts: Option<u32>,
+    /// Requests per second allowed towards one account/region, shared by
+    /// every client and task working on it (see [`ApiBudget`]).
+    pub api_budget: ApiBudget,
 }
 
 impl fmt::Debug for AwsOptions {
@@ -47,6 +51,7 @@ impl fmt::Debug for AwsOptions {
             .field("session", &self.session)
             .field("caller", &self.caller)
             .field("max_attempts", &self.max_attempts)
+            .field("api_budget", &self.api_budget)
             .finish()
     }
 }
@@ -133,6 +138,7 @@ impl AwsOptions {
                 });
             }
         }
+        self.api_budget.validate()?;
         if self.max_attempts == Some(0) {
             return Err(AwsError::InvalidOption {
                 field: "max_attempts",

@@ -11,6 +11,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::sync::OnceCell;
 
+use super::budget::Bucket;
 use super::chain::{ChainStep, RoleChainProvider, StsHook};
 use super::options::CHAINED_ROLE_MAX_DURATION;
 use super::{AwsError, AwsOptions, RoleStep, session_name};
@@ -38,6 +39,8 @@ pub struct Clients {
     pub cloudformation: aws_sdk_cloudformation::Client,
     /// DynamoDB.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// EKS.
+    pub eks: aws_sdk_eks::Client,
     /// STS (e.g. `GetCallerIdentity`).
     pub sts: aws_sdk_sts::Client,
     /// The role session name (see [`session_name`]).
@@ -48,6 +51,13 @@ pub struct Clients {
     /// clients for the same target (with `IdentityCache::no_cache()`: the
     /// provider is the cache).
     pub credentials: RoleChainProvider,
+    /// The API budget of the target's account/region, shared with every
+    /// other target in it; also counts the requests made.
+    pub budget: Bucket,
+    /// The configuration these clients were built from (credentials,
+    /// region, endpoint, retries and the budgeted HTTP client), to build
+    /// other SDK clients for the same target.
+    pub config: SdkConfig,
 }
 
 /// Cache key: one set of clients per account, region, role chain and
@@ -76,6 +86,7 @@ struct PoolInner {
     opts: AwsOptions,
     caller: String,
     clients: Mutex<HashMap<PoolKey, Arc<OnceCell<Clients>>>>,
+    budgets: Mutex<HashMap<(String, String), Bucket>>,
     calls: Arc<AtomicU64>,
     sts_hook: Option<StsHook>,
 }
@@ -142,6 +153,7 @@ impl ClientPool {
                 opts,
                 caller,
                 clients: Mutex::new(HashMap::new()),
+                budgets: Mutex::new(HashMap::new()),
                 calls: Arc::new(AtomicU64::new(0)),
                 sts_hook: None,
             }),
@@ -167,6 +179,37 @@ impl ClientPool {
     /// every chain, refreshes included): shows the cache at work.
     pub fn assume_role_calls(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
+    }
+
+    /// The API budget of an account/region (made on first use).
+    pub fn budget(&self, account: &str, region: &str) -> Bucket {
+        let mut map = self
+            .inner
+            .budgets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.entry((account.to_owned(), region.to_owned()))
+            .or_insert_with(|| Bucket::new(self.inner.opts.api_budget))
+            .clone()
+    }
+
+    /// Requests sent so far to every account/region, by operation.
+    pub fn request_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        let buckets: Vec<Bucket> = self
+            .inner
+            .budgets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let mut out = std::collections::BTreeMap::new();
+        for b in buckets {
+            for (op, n) in b.request_counts() {
+                *out.entry(op).or_default() += n;
+            }
+        }
+        out
     }
 
     /// The clients for `target`, built on first use (assuming the role chain
@@ -241,12 +284,15 @@ impl ClientPool {
         // Assume now: configuration errors surface here, with the role named.
         provider.credentials().await?;
 
+        let budget = self.budget(&target.account, &target.region);
+        let http = base.http_client().unwrap_or_else(default_http_client);
         let config = base
             .to_builder()
             .credentials_provider(SharedCredentialsProvider::new(provider.clone()))
             // The provider is the cache (refreshing ahead of expiry); an SDK
             // cache in front of it would hold credentials until they lapse.
             .identity_cache(IdentityCache::no_cache())
+            .http_client(budget.wrap(http))
             .build();
         tracing::debug!(
             account = %target.account,
@@ -258,12 +304,25 @@ impl ClientPool {
         Ok(Clients {
             cloudformation: aws_sdk_cloudformation::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            eks: aws_sdk_eks::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             session_name,
             role_arn: target.role_arn.clone(),
             credentials: provider,
+            budget,
+            config,
         })
     }
+}
+
+/// The SDK's default HTTPS client (hyper 1 with rustls on aws-lc), for
+/// configurations that do not set one.
+fn default_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .build_https()
 }
 
 /// The account of an IAM role ARN

@@ -17,6 +17,7 @@ use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::ChangeSetType;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::error::EngineError;
 use super::events::{Event, EventSink};
@@ -29,7 +30,7 @@ use crate::provider::{StackDefinition, StackOutputs};
 use crate::template::hex_sha256;
 
 /// Options of [`apply`] and [`destroy`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ApplyOptions {
     /// Stacks executed at the same time (at least 1; default 4).
     pub concurrency: usize,
@@ -42,6 +43,10 @@ pub struct ApplyOptions {
     /// With more stacks than this in flight, the poller lists all stacks
     /// (paginated) instead of describing each.
     pub list_threshold: usize,
+    /// Cancelling it stops starting new stacks; stacks already running are
+    /// awaited (CloudFormation finishes them anyway) and reported, the
+    /// rest reported [`Outcome::Cancelled`]. Re-running converges.
+    pub cancel: CancellationToken,
 }
 
 impl Default for ApplyOptions {
@@ -52,6 +57,7 @@ impl Default for ApplyOptions {
             poll: Backoff::default(),
             change_set_timeout: Duration::from_mins(5),
             list_threshold: 3,
+            cancel: CancellationToken::new(),
         }
     }
 }
@@ -79,6 +85,8 @@ pub enum Outcome {
         /// That stack.
         because: String,
     },
+    /// Not started because the apply was cancelled.
+    Cancelled,
 }
 
 /// One stack's result.
@@ -203,6 +211,9 @@ enum Phase {
     Execute(&'static str),
     /// A delete runs (of a delete, or the first half of a re-create).
     Delete,
+    /// `ContinueUpdateRollback` runs (the first half of a
+    /// [`ActionKind::ResumeRollback`]).
+    ContinueRollback,
 }
 
 struct Flight {
@@ -222,7 +233,7 @@ fn request_token(plan: &Plan, stack: &str, op: &str) -> String {
 fn outcome_done(action: ActionKind) -> Outcome {
     match action {
         ActionKind::Create | ActionKind::Recreate => Outcome::Created,
-        ActionKind::Update => Outcome::Updated,
+        ActionKind::Update | ActionKind::ResumeRollback => Outcome::Updated,
         ActionKind::Delete => Outcome::Deleted,
         _ => Outcome::Unchanged,
     }
@@ -252,7 +263,18 @@ pub async fn apply(
     }
     let state = read_state(client).await?;
     check_stale(plan, &state)?;
+    apply_checked(plan, &state, client, opts, events).await
+}
 
+/// [`apply`] after the caller read `state` and passed [`check_stale`]
+/// with it (for callers that check several plans before applying any).
+pub async fn apply_checked(
+    plan: &Plan,
+    state: &StateMap,
+    client: &Client,
+    opts: &ApplyOptions,
+    events: EventSink<'_>,
+) -> Result<ApplyReport, EngineError> {
     // Prerequisites: a stack's dependencies; for a delete, its dependents.
     let prereqs: Vec<Vec<usize>> = plan
         .stacks
@@ -344,7 +366,7 @@ pub async fn apply(
             )
         }),
         failed: count(|o| matches!(o, Outcome::Failed { .. })),
-        skipped: count(|o| matches!(o, Outcome::Skipped { .. })),
+        skipped: count(|o| matches!(o, Outcome::Skipped { .. } | Outcome::Cancelled)),
     });
     Ok(ApplyReport { stacks, outputs })
 }
@@ -368,12 +390,29 @@ async fn schedule(
             let (Some(ps), Some(pre)) = (plan.stacks.get(i), prereqs.get(i)) else {
                 continue;
             };
+            if opts.cancel.is_cancelled() {
+                events(&Event::Skipped {
+                    stack: ps.name.clone(),
+                    because: "cancelled".to_owned(),
+                });
+                slots[i] = Slot::Done(StackReport {
+                    name: ps.name.clone(),
+                    action: ps.action,
+                    outcome: Outcome::Cancelled,
+                    status: None,
+                });
+                progressed = true;
+                continue;
+            }
             let mut blocked_by = None;
             let mut ready = true;
             for &p in pre {
                 match slots.get(p) {
                     Some(Slot::Done(r)) => {
-                        if matches!(r.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. }) {
+                        if matches!(
+                            r.outcome,
+                            Outcome::Failed { .. } | Outcome::Skipped { .. } | Outcome::Cancelled
+                        ) {
                             blocked_by = Some(r.name.clone());
                         }
                     }
@@ -480,58 +519,80 @@ async fn start(plan: &Plan, ps: &PlannedStack, client: &Client) -> Result<Flight
                 seen_events: BTreeSet::new(),
             })
         }
+        ActionKind::ResumeRollback => {
+            let id = known_id.unwrap_or_else(|| ps.name.clone());
+            client
+                .continue_update_rollback()
+                .stack_name(&id)
+                .client_request_token(request_token(plan, &ps.name, "continue-rollback"))
+                .send()
+                .await
+                .map_err(|e| EngineError::aws("ContinueUpdateRollback", Some(&ps.name), e))?;
+            Ok(Flight {
+                phase: Phase::ContinueRollback,
+                stack_id: id,
+                seen_events: BTreeSet::new(),
+            })
+        }
         _ => Err(EngineError::InvalidPlan {
             reason: format!("stack `{}` has nothing to start", ps.name),
         }),
     }
 }
 
-/// The second half of a re-create: a `CREATE` change set, executed.
-async fn recreate(
+/// The second half of a re-create (a `CREATE` change set) or of a resumed
+/// rollback (an `UPDATE` change set), executed. `None` when CloudFormation
+/// finds nothing to change.
+async fn execute_source(
     plan: &Plan,
     ps: &PlannedStack,
     client: &Client,
     opts: &ApplyOptions,
-) -> Result<Flight, EngineError> {
+    kind: ChangeSetType,
+    observed: Option<&Observed>,
+) -> Result<Option<Flight>, EngineError> {
     let Some(source) = &ps.source else {
         return Err(EngineError::InvalidPlan {
-            reason: format!("stack `{}` is to be re-created but has no source", ps.name),
+            reason: format!(
+                "stack `{}` is to be {} but the plan has no template for it",
+                ps.name,
+                ps.action.as_str()
+            ),
         });
     };
     let popts = PlanOptions {
         concurrency: 1,
         change_set_timeout: opts.change_set_timeout,
         poll: opts.poll,
+        ..PlanOptions::default()
     };
-    let result = create_change_set(
-        client,
-        &ps.name,
-        source,
-        &ps.hash,
-        None,
-        ChangeSetType::Create,
-        &popts,
-    )
-    .await?;
+    let create = kind == ChangeSetType::Create;
+    let result =
+        create_change_set(client, &ps.name, source, &ps.hash, observed, kind, &popts).await?;
     let ChangeSetResult::Ready { id, stack_id, .. } = result else {
-        return Err(EngineError::ChangeSetFailed {
-            stack: ps.name.clone(),
-            reason: "the change set to re-create the stack contains no changes".to_owned(),
-        });
+        return Ok(None);
     };
     client
         .execute_change_set()
         .change_set_name(&id)
         .stack_name(&ps.name)
-        .client_request_token(request_token(plan, &ps.name, "recreate"))
+        .client_request_token(request_token(
+            plan,
+            &ps.name,
+            if create { "recreate" } else { "resume" },
+        ))
         .send()
         .await
         .map_err(|e| EngineError::aws("ExecuteChangeSet", Some(&ps.name), e))?;
-    Ok(Flight {
-        phase: Phase::Execute("CREATE_COMPLETE"),
+    Ok(Some(Flight {
+        phase: Phase::Execute(if create {
+            "CREATE_COMPLETE"
+        } else {
+            "UPDATE_COMPLETE"
+        }),
         stack_id: stack_id.unwrap_or_else(|| ps.name.clone()),
         seen_events: BTreeSet::new(),
-    })
+    }))
 }
 
 /// Read the statuses of all in-flight stacks and finish those that ended;
@@ -594,8 +655,24 @@ async fn poll(
                 None | Some("DELETE_COMPLETE") => {
                     any_done = true;
                     if ps.action == ActionKind::Recreate {
-                        slots[i] = match recreate(plan, ps, client, opts).await {
-                            Ok(f) => Slot::InFlight(f),
+                        slots[i] = match execute_source(
+                            plan,
+                            ps,
+                            client,
+                            opts,
+                            ChangeSetType::Create,
+                            None,
+                        )
+                        .await
+                        {
+                            Ok(Some(f)) => Slot::InFlight(f),
+                            Ok(None) => fail(
+                                events,
+                                ps,
+                                None,
+                                "the change set to re-create the stack contains no changes"
+                                    .to_owned(),
+                            ),
                             Err(e) => fail(events, ps, None, e.to_string()),
                         };
                     } else {
@@ -616,8 +693,48 @@ async fn poll(
                 }
                 Some(s) => {
                     any_done = true;
-                    let reason = first_failure_reason(client, &id, &ps.name, now.as_ref()).await;
+                    let reason = delete_failure_reason(client, &id, &ps.name, now.as_ref()).await;
                     slots[i] = fail(events, ps, Some(s.to_owned()), reason);
+                }
+            },
+            Phase::ContinueRollback => match (status.as_deref(), now) {
+                (Some("UPDATE_ROLLBACK_COMPLETE"), Some(st)) => {
+                    any_done = true;
+                    let observed = Observed::from(&st);
+                    slots[i] = match execute_source(
+                        plan,
+                        ps,
+                        client,
+                        opts,
+                        ChangeSetType::Update,
+                        Some(&observed),
+                    )
+                    .await
+                    {
+                        Ok(Some(f)) => Slot::InFlight(f),
+                        Ok(None) => {
+                            outputs.insert(ps.name.clone(), st.outputs.clone());
+                            events(&Event::StackDone {
+                                stack: ps.name.clone(),
+                                status: st.status.clone(),
+                            });
+                            Slot::Done(StackReport {
+                                name: ps.name.clone(),
+                                action: ps.action,
+                                outcome: Outcome::Updated,
+                                status: Some(st.status.clone()),
+                            })
+                        }
+                        Err(e) => fail(events, ps, Some(st.status.clone()), e.to_string()),
+                    };
+                }
+                (Some(s), Some(_)) if is_in_progress(s) => {
+                    report_progress(client, ps, &id, events, slots.get_mut(i)).await;
+                }
+                (s, st) => {
+                    any_done = true;
+                    let reason = first_failure_reason(client, &id, &ps.name, st.as_ref()).await;
+                    slots[i] = fail(events, ps, s.map(str::to_owned), reason);
                 }
             },
             Phase::Execute(target) => match (status.as_deref(), now) {
@@ -796,6 +913,43 @@ async fn first_failure_reason(
     }
 }
 
+/// Why a delete failed: every resource CloudFormation could not delete in
+/// the stack's last operation (`A (type): reason; B (type): reason`), or
+/// the stack's own reason.
+async fn delete_failure_reason(
+    client: &Client,
+    id: &str,
+    stack: &str,
+    state: Option<&StackState>,
+) -> String {
+    let Ok(list) = operation_events(client, id, stack, 10).await else {
+        return first_failure_reason(client, id, stack, state).await;
+    };
+    let mut seen = BTreeSet::new();
+    let failed: Vec<String> = list
+        .iter()
+        .filter(|e| e.status == "DELETE_FAILED" && e.logical_id != stack)
+        .filter(|e| seen.insert(e.logical_id.clone()))
+        .map(|e| {
+            format!(
+                "{} ({}): {}",
+                e.logical_id,
+                e.resource_type,
+                e.reason.as_deref().unwrap_or("DELETE_FAILED")
+            )
+        })
+        .collect();
+    if failed.is_empty() {
+        first_failure_reason(client, id, stack, state).await
+    } else {
+        format!(
+            "{} resource(s) could not be deleted: {}",
+            failed.len(),
+            failed.join("; ")
+        )
+    }
+}
+
 /// Delete the given stacks (those deployed) in reverse dependency order
 /// and wait: [`plan_destroy`] then [`apply`].
 pub async fn destroy(
@@ -804,7 +958,12 @@ pub async fn destroy(
     opts: &ApplyOptions,
     events: EventSink<'_>,
 ) -> Result<ApplyReport, EngineError> {
-    let plan = plan_destroy(defs, client, events).await?;
+    let popts = PlanOptions {
+        change_set_timeout: opts.change_set_timeout,
+        poll: opts.poll,
+        ..PlanOptions::default()
+    };
+    let plan = plan_destroy(defs, client, &popts, events).await?;
     apply(&plan, client, opts, events).await
 }
 

@@ -59,9 +59,11 @@ pub enum EngineError {
         /// The limit.
         after: Duration,
     },
-    /// A call to CloudFormation failed.
-    #[error("CloudFormation {operation}{} failed: {code}: {message}", stack.as_ref().map(|s| format!(" for stack `{s}`")).unwrap_or_default())]
+    /// A call to AWS failed (after the SDK's retries).
+    #[error("{service} {operation}{} failed: {code}: {message}", stack.as_ref().map(|s| format!(" for stack `{s}`")).unwrap_or_default())]
     Aws {
+        /// The service, e.g. `CloudFormation`.
+        service: &'static str,
         /// The API operation, e.g. `DescribeStacks`.
         operation: &'static str,
         /// The stack concerned, when there is one.
@@ -82,6 +84,15 @@ pub enum EngineError {
         /// What is wrong, with the value and what is allowed.
         problem: String,
     },
+    /// A live look-up a provider needs for its catalog entity failed or
+    /// found the resource unusable.
+    #[error("{what}: {reason}")]
+    LookupFailed {
+        /// What was looked up, e.g. ``EKS cluster `shared` ``.
+        what: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// A plan file is not a valid plan.
     #[error("invalid plan: {reason}")]
     InvalidPlan {
@@ -91,8 +102,21 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// Wrap an SDK error of `operation` (for `stack`).
+    /// Wrap an SDK error of CloudFormation's `operation` (for `stack`).
     pub fn aws<E>(operation: &'static str, stack: Option<&str>, err: E) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        Self::aws_in("CloudFormation", operation, stack, err)
+    }
+
+    /// Wrap an SDK error of `service`'s `operation` (for `stack`).
+    pub fn aws_in<E>(
+        service: &'static str,
+        operation: &'static str,
+        stack: Option<&str>,
+        err: E,
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -101,6 +125,7 @@ impl EngineError {
             .message()
             .map_or_else(|| describe_without_metadata(&err), str::to_owned);
         Self::Aws {
+            service,
             operation,
             stack: stack.map(str::to_owned),
             code,

@@ -32,6 +32,15 @@ pub enum Event {
         /// Number of resource changes.
         changes: usize,
     },
+    /// Planning waits for a stack whose operation is still running (for
+    /// example one left by an interrupted apply).
+    #[serde(rename_all = "camelCase")]
+    Waiting {
+        /// Stack name.
+        stack: String,
+        /// Its current status, e.g. `UPDATE_IN_PROGRESS`.
+        status: String,
+    },
     /// A change set is ready for review.
     #[serde(rename_all = "camelCase")]
     ChangeSetReady {
@@ -89,6 +98,26 @@ pub enum Event {
         stack: String,
         /// The stack whose failure (or skip) caused this.
         because: String,
+    },
+    /// An environment lock was taken.
+    #[serde(rename_all = "camelCase")]
+    Locked {
+        /// The lock id, `<account>/<region>/<prefix>-<name>`.
+        lock: String,
+    },
+    /// The catalog file was written.
+    #[serde(rename_all = "camelCase")]
+    CatalogWritten {
+        /// The file.
+        path: String,
+        /// `created`, `updated` or `unchanged`.
+        outcome: String,
+    },
+    /// Something went wrong that does not stop the run.
+    #[serde(rename_all = "camelCase")]
+    Warning {
+        /// What.
+        message: String,
     },
     /// Planning or applying finished.
     #[serde(rename_all = "camelCase")]

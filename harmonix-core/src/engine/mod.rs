@@ -4,8 +4,16 @@
 
 pub mod apply;
 pub mod audit;
+mod deployment;
 pub mod error;
 pub mod events;
 pub mod lock;
+pub mod outputs;
 pub mod plan;
 pub mod state;
+
+pub use deployment::{
+    CatalogReport, DEPLOYMENT_PLAN_FORMAT, DeployReport, DeploymentPlan, Engine, EngineOptions,
+    LockOptions, PlanKind, PlanSummary, TargetPlan, TargetReport, TargetStatus,
+    default_catalog_path, lock_id,
+};

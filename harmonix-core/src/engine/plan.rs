@@ -42,8 +42,13 @@ pub enum ActionKind {
     Update,
     /// Delete the stack (destroy plans).
     Delete,
-    /// The stack is in `ROLLBACK_COMPLETE`: delete it, then create it.
+    /// The stack cannot be updated (`ROLLBACK_COMPLETE` after a failed
+    /// create, `ROLLBACK_FAILED`, `DELETE_FAILED`): delete it, then create
+    /// it.
     Recreate,
+    /// The stack is in `UPDATE_ROLLBACK_FAILED`: continue the rollback
+    /// (`ContinueUpdateRollback`), then update it.
+    ResumeRollback,
 }
 
 impl ActionKind {
@@ -55,7 +60,51 @@ impl ActionKind {
             Self::Update => "update",
             Self::Delete => "delete",
             Self::Recreate => "delete and re-create",
+            Self::ResumeRollback => "continue rollback, then update",
         }
+    }
+
+    /// The stable identifier (`noOp`, `create`, `update`, `delete`,
+    /// `recreate`, `resumeRollback`), as in plan files and events.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::NoOp => "noOp",
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+            Self::Recreate => "recreate",
+            Self::ResumeRollback => "resumeRollback",
+        }
+    }
+
+    /// Every action, in a stable order.
+    pub const ALL: [Self; 6] = [
+        Self::NoOp,
+        Self::Create,
+        Self::Update,
+        Self::Delete,
+        Self::Recreate,
+        Self::ResumeRollback,
+    ];
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl std::str::FromStr for ActionKind {
+    type Err = crate::spec::ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.id() == s)
+            .ok_or_else(|| crate::spec::ParseEnumError {
+                what: "action",
+                value: s.to_owned(),
+                allowed: Self::ALL.map(Self::id).join(", "),
+            })
     }
 }
 
@@ -292,6 +341,15 @@ impl Plan {
                 let _ = writeln!(out, "  {} stack {}", paint("31", "-"), st.name);
                 destroy += 1;
             }
+            if st.action == ActionKind::ResumeRollback {
+                let _ = writeln!(
+                    out,
+                    "  {} stack {}: ContinueUpdateRollback, then an update to the new template",
+                    paint("33", "~"),
+                    st.name
+                );
+                change += 1;
+            }
             for c in &st.changes {
                 let (sign, code, word) = match (c.action, c.replacement) {
                     (ChangeAction::Add | ChangeAction::Import, _) => ("+", "32", "create"),
@@ -363,7 +421,10 @@ pub struct PlanOptions {
     pub concurrency: usize,
     /// How long one change set may take to become ready.
     pub change_set_timeout: Duration,
-    /// Polling of `DescribeChangeSet`.
+    /// How long to wait for stacks that have an operation running (for
+    /// example left by an interrupted apply) before planning them.
+    pub settle_timeout: Duration,
+    /// Polling of `DescribeChangeSet` and of running stacks.
     pub poll: Backoff,
 }
 
@@ -372,8 +433,60 @@ impl Default for PlanOptions {
         Self {
             concurrency: 4,
             change_set_timeout: Duration::from_mins(5),
+            settle_timeout: Duration::from_mins(30),
             poll: Backoff::default(),
         }
+    }
+}
+
+/// Whether a stack has an operation running that planning must wait for
+/// (`REVIEW_IN_PROGRESS` is a stack waiting for its first change set: no
+/// operation).
+fn is_busy(st: &StackState) -> bool {
+    is_in_progress(&st.status) && st.status != "REVIEW_IN_PROGRESS"
+}
+
+/// Read the state and, while any of the named stacks has an operation
+/// running, wait (polling the whole account/region, one paginated read per
+/// round) up to `opts.settle_timeout`.
+pub(crate) async fn read_settled_state(
+    names: &[&str],
+    client: &Client,
+    opts: &PlanOptions,
+    events: EventSink<'_>,
+) -> Result<StateMap, EngineError> {
+    let started = Instant::now();
+    let mut delay = opts.poll.initial;
+    let mut reported = BTreeSet::new();
+    loop {
+        let state = read_state(client).await?;
+        let busy: Vec<&StackState> = names
+            .iter()
+            .filter_map(|n| state.get(*n))
+            .filter(|s| is_busy(s))
+            .collect();
+        let Some(first) = busy.first() else {
+            return Ok(state);
+        };
+        for st in &busy {
+            if reported.insert((st.name.clone(), st.status.clone())) {
+                events(&Event::Waiting {
+                    stack: st.name.clone(),
+                    status: st.status.clone(),
+                });
+            }
+        }
+        if started.elapsed() >= opts.settle_timeout {
+            return Err(EngineError::Timeout {
+                what: format!(
+                    "stack `{}` ({}) to finish its running operation",
+                    first.name, first.status
+                ),
+                after: opts.settle_timeout,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = opts.poll.next(delay);
     }
 }
 
@@ -465,7 +578,8 @@ pub async fn plan(
     events: EventSink<'_>,
 ) -> Result<Plan, EngineError> {
     let (account, region) = validate(defs)?;
-    let state = read_state(client).await?;
+    let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+    let state = read_settled_state(&names, client, opts, events).await?;
     plan_with_state(defs, &state, client, opts, events)
         .await
         .map(|stacks| Plan::new(account, region, stacks))
@@ -496,7 +610,10 @@ fn decide(def: &StackDefinition, st: Option<&StackState>) -> Result<Decision, En
     if st.status == "REVIEW_IN_PROGRESS" {
         return Ok(Decision::ChangeSet(ChangeSetType::Create));
     }
-    if st.status == "ROLLBACK_COMPLETE" {
+    if matches!(
+        st.status.as_str(),
+        "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "DELETE_FAILED"
+    ) {
         let changes = def
             .template
             .resources
@@ -516,6 +633,15 @@ fn decide(def: &StackDefinition, st: Option<&StackState>) -> Result<Decision, En
             ..base
         })));
     }
+    if st.status == "UPDATE_ROLLBACK_FAILED" {
+        // No change set can be made before the rollback completes; the
+        // update's changes are reviewed by CloudFormation then.
+        return Ok(Decision::Done(Box::new(PlannedStack {
+            action: ActionKind::ResumeRollback,
+            source: Some(StackSource::of(def)),
+            ..base
+        })));
+    }
     if st.in_sync_with(def) {
         return Ok(Decision::Done(Box::new(base)));
     }
@@ -528,7 +654,7 @@ fn decide(def: &StackDefinition, st: Option<&StackState>) -> Result<Decision, En
         hint: if is_in_progress(&st.status) {
             "an operation is running; wait for it to finish and plan again"
         } else {
-            "the stack needs manual intervention (continue the rollback or delete it) before it can be planned"
+            "the stack needs manual intervention before it can be planned"
         },
     })
 }
@@ -856,10 +982,12 @@ fn convert_change(rc: &aws_sdk_cloudformation::types::ResourceChange) -> Resourc
 pub async fn plan_destroy(
     defs: &[StackDefinition],
     client: &Client,
+    opts: &PlanOptions,
     events: EventSink<'_>,
 ) -> Result<Plan, EngineError> {
     let (account, region) = validate(defs)?;
-    let state = read_state(client).await?;
+    let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+    let state = read_settled_state(&names, client, opts, events).await?;
     let stacks = defs
         .iter()
         .map(|d| {

@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 use super::common::{self, ids, outputs, params};
 use super::ecs::provider_entity;
 use super::names::{DerivedName, NameKind, Names};
-use super::{EnvironmentProvider, StackDefinition, StackOutputs};
+use super::{EnvironmentProvider, Lookup, StackDefinition, StackOutputs};
 use crate::catalog::{EksEntityFields, Entity};
 use crate::spec::arn::RoleArn;
 use crate::spec::cidr::Ipv4Cidr;
@@ -217,6 +217,20 @@ impl EnvironmentProvider for EksProvider {
     }
     fn catalog_entity(&self, spec: ValidProvider<'_>, outputs: &StackOutputs) -> Entity {
         eks_entity(&spec, outputs)
+    }
+    fn lookups(&self, spec: ValidProvider<'_>) -> Vec<Lookup> {
+        vec![Lookup::EksCluster {
+            name: cluster_name(&spec),
+        }]
+    }
+}
+
+/// The cluster the environment uses: the existing one, or the one it
+/// creates.
+fn cluster_name(spec: &ProviderSpec) -> String {
+    match Settings::of(spec).existing {
+        Some(e) => e.name.clone(),
+        None => Names::of(spec).cluster,
     }
 }
 
@@ -1383,6 +1397,28 @@ fn eks_entity(spec: &ProviderSpec, all: &StackOutputs) -> Entity {
         outputs::CLUSTER_NAME,
         cluster,
     ));
+    let live = all.get(
+        &Lookup::EksCluster {
+            name: cluster_name(spec),
+        }
+        .key(),
+    );
+    let endpoint = common::output_or(
+        out,
+        OUTPUT_CLUSTER_ENDPOINT,
+        common::output_or(live, "endpoint", ""),
+    );
+    let issuer = common::output_or(
+        out,
+        OUTPUT_OIDC_ISSUER,
+        common::output_or(live, "oidcIssuer", ""),
+    );
+    if !endpoint.is_empty() {
+        draft.0.extra.insert("clusterEndpoint".to_owned(), endpoint);
+    }
+    if !issuer.is_empty() {
+        draft.0.extra.insert("clusterOidcIssuer".to_owned(), issuer);
+    }
     draft.0.eks = Some(EksEntityFields {
         // An existing cluster's endpoint settings are not Harmonix's to know.
         api_access: if s.existing.is_some() {

@@ -47,6 +47,41 @@ pub trait EnvironmentProvider: Send + Sync + std::fmt::Debug {
     fn stacks(&self, spec: ValidProvider<'_>) -> Vec<StackDefinition>;
 
     /// The `AWSEnvironmentProvider` entity, from the stacks' outputs where
-    /// present and from the derived names otherwise.
+    /// present and from the derived names otherwise. The results of
+    /// [`EnvironmentProvider::lookups`] are in `outputs` under
+    /// [`Lookup::key`].
     fn catalog_entity(&self, spec: ValidProvider<'_>, outputs: &StackOutputs) -> Entity;
+
+    /// Live facts the catalog entity needs beyond stack outputs, which the
+    /// engine looks up after deploying (the only AWS reads a provider can
+    /// ask for). Default: none.
+    fn lookups(&self, spec: ValidProvider<'_>) -> Vec<Lookup> {
+        let _ = spec;
+        Vec::new()
+    }
+}
+
+/// A read of live AWS state that a provider asks the engine for (see
+/// [`EnvironmentProvider::lookups`]). Results are string maps stored in
+/// the [`StackOutputs`] under [`Lookup::key`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Lookup {
+    /// `eks:DescribeCluster`. The engine requires the cluster to be
+    /// `ACTIVE`; result keys: `status`, `arn`, `endpoint`, `oidcIssuer`,
+    /// `version`.
+    EksCluster {
+        /// Cluster name.
+        name: String,
+    },
+}
+
+impl Lookup {
+    /// Where the result goes in [`StackOutputs`] (a name no stack can
+    /// have: stack names have no `:`).
+    pub fn key(&self) -> String {
+        match self {
+            Self::EksCluster { name } => format!("eks:cluster/{name}"),
+        }
+    }
 }

@@ -26,11 +26,13 @@ mod error;
 mod model;
 mod parse;
 pub(crate) mod regions;
+mod set;
 pub mod validate;
 
 pub use error::{SpecError, ValidationError, ValidationErrors};
 pub use model::*;
 pub use parse::{MAX_SPEC_BYTES, from_value, parse_bytes, parse_str, read_file};
+pub use set::{EmbeddedSpec, ProviderStacks, SpecSet};
 pub use validate::validate;
 
 use std::ops::Deref;

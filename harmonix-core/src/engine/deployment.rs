@@ -1,0 +1,1155 @@
+//! The engine as a pipeline job uses it: specs in, stacks planned and
+//! applied in every target account/region through the role chain, under
+//! the environment locks, with an audit trail, and the catalog written.
+//!
+//! ```text
+//! SpecSet ──Engine::plan──▶ DeploymentPlan (plan.json: specs + per-target plans)
+//!                               │ reviewed
+//!                               ▼ Engine::apply
+//!        lock every environment ─▶ refuse if stale ─▶ audit STARTED
+//!        ─▶ execute per target (DAG, bounded concurrency, one poller)
+//!        ─▶ outputs (+ resources, + EKS look-ups) ─▶ audit result
+//!        ─▶ unlock ─▶ catalog-info.yaml (atomic)
+//! ```
+//!
+//! A *target* is an account, region and environment role: stacks of one
+//! target are planned together (one paginated state read) and applied by
+//! one poller; targets run concurrently. Each environment provider is
+//! locked on its own (`<account>/<region>/<prefix>-<name>`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::apply::{ApplyOptions, ApplyReport, Outcome, StackReport, apply_checked, check_stale};
+use super::audit::{AuditRecord, AuditStatus, AuditWriter, rfc3339};
+use super::error::EngineError;
+use super::events::{Event, EventSink};
+use super::lock::{
+    DEFAULT_LEASE, Holder, LOCK_TABLE, LockGuard, LockManager, TABLE_ACTIVE_TIMEOUT,
+    ensure_lock_table_named,
+};
+use super::outputs::{complete_outputs, perform};
+use super::plan::{
+    ActionKind, Plan, PlanOptions, plan_destroy, plan_with_state, read_settled_state, validate,
+};
+use super::state::{StackStatusReport, read_state, status_from_state};
+use crate::Error;
+use crate::aws::{ClientPool, Clients, Target};
+use crate::catalog::{self, Entity};
+use crate::fsio::write_atomic;
+use crate::provider::{Names, Registry, StackDefinition, StackOutputs};
+use crate::spec::{EmbeddedSpec, SpecSet};
+use crate::template::hex_sha256;
+
+/// Version of the deployment plan file format.
+pub const DEPLOYMENT_PLAN_FORMAT: u32 = 1;
+
+/// Options of the environment lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockOptions {
+    /// Take the lock (default). Turning it off is for single-user setups.
+    pub enabled: bool,
+    /// The lock table in each account/region (default [`LOCK_TABLE`]).
+    pub table: String,
+    /// Lease, renewed by a heartbeat while the run lasts (default 5 min).
+    pub lease: Duration,
+    /// Create the lock table when it is missing (default). Off: run
+    /// `harmonix bootstrap` once per account/region first.
+    pub create_table: bool,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            table: LOCK_TABLE.to_owned(),
+            lease: DEFAULT_LEASE,
+            create_table: true,
+        }
+    }
+}
+
+/// Options of [`Engine`].
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Stacks planned or executed at the same time per target (≥ 1,
+    /// default 4).
+    pub concurrency: usize,
+    /// Planning waits and timeouts (its `concurrency` is replaced by
+    /// [`EngineOptions::concurrency`]).
+    pub plan: PlanOptions,
+    /// Applying: timeouts, polling, cancellation (its `concurrency` is
+    /// replaced by [`EngineOptions::concurrency`]).
+    pub apply: ApplyOptions,
+    /// The environment lock.
+    pub lock: LockOptions,
+    /// Write audit records to each environment's audit table (default).
+    pub audit: bool,
+    /// The command recorded as the lock holder's and in audit records.
+    pub command: String,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            plan: PlanOptions::default(),
+            apply: ApplyOptions::default(),
+            lock: LockOptions::default(),
+            audit: true,
+            command: "harmonix".to_owned(),
+        }
+    }
+}
+
+/// What a deployment plan does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum PlanKind {
+    /// Create or update the environments.
+    Deploy,
+    /// Delete them.
+    Destroy,
+}
+
+impl PlanKind {
+    /// `deploy` or `destroy` (also the audit `actionType`: `apply` /
+    /// `destroy`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deploy => "deploy",
+            Self::Destroy => "destroy",
+        }
+    }
+}
+
+impl std::fmt::Display for PlanKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PlanKind {
+    type Err = crate::spec::ParseEnumError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "deploy" => Ok(Self::Deploy),
+            "destroy" => Ok(Self::Destroy),
+            _ => Err(crate::spec::ParseEnumError {
+                what: "plan kind",
+                value: s.to_owned(),
+                allowed: "deploy, destroy".to_owned(),
+            }),
+        }
+    }
+}
+
+/// The plan of one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetPlan {
+    /// The environment role the target is deployed as.
+    pub role_arn: String,
+    /// The environment providers (spec names) of this target.
+    pub providers: Vec<String>,
+    /// The stacks' plan (account and region are in it).
+    pub plan: Plan,
+}
+
+/// A reviewed plan of every target, with the specs it was made from: what
+/// `harmonix plan -o plan.json` saves and `harmonix apply plan.json`
+/// executes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentPlan {
+    /// [`DEPLOYMENT_PLAN_FORMAT`].
+    pub format: u32,
+    /// Deploy or destroy.
+    pub kind: PlanKind,
+    /// The Harmonix version that made it.
+    pub harmonix_version: String,
+    /// When it was made (RFC 3339).
+    pub created_at: String,
+    /// The specs it was made from.
+    pub specs: Vec<EmbeddedSpec>,
+    /// One plan per target.
+    pub targets: Vec<TargetPlan>,
+    /// Hex SHA-256 over everything above.
+    pub content_hash: String,
+}
+
+/// Counts of a plan, as `Plan: 2 to add, 1 to change, 0 to destroy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSummary {
+    /// Stacks with something to do.
+    pub stacks_to_change: usize,
+    /// Stacks without changes.
+    pub stacks_unchanged: usize,
+    /// Resources to add.
+    pub add: usize,
+    /// Resources to change in place.
+    pub change: usize,
+    /// Resources to remove (replacements count here and in `add`).
+    pub destroy: usize,
+}
+
+impl DeploymentPlan {
+    fn new(kind: PlanKind, specs: Vec<EmbeddedSpec>, targets: Vec<TargetPlan>) -> Self {
+        let mut p = Self {
+            format: DEPLOYMENT_PLAN_FORMAT,
+            kind,
+            harmonix_version: env!("CARGO_PKG_VERSION").to_owned(),
+            created_at: rfc3339(SystemTime::now()),
+            specs,
+            targets,
+            content_hash: String::new(),
+        };
+        p.content_hash = p.compute_hash();
+        p
+    }
+
+    fn compute_hash(&self) -> String {
+        let body = serde_json::to_string(&(
+            self.format,
+            self.kind,
+            &self.harmonix_version,
+            &self.created_at,
+            &self.specs,
+            &self.targets,
+        ))
+        .unwrap_or_default();
+        hex_sha256(body.as_bytes())
+    }
+
+    /// Whether nothing is to be done.
+    pub fn is_noop(&self) -> bool {
+        self.targets.iter().all(|t| t.plan.is_noop())
+    }
+
+    /// Every planned stack.
+    pub fn stacks(&self) -> impl Iterator<Item = &super::plan::PlannedStack> {
+        self.targets.iter().flat_map(|t| &t.plan.stacks)
+    }
+
+    /// Counts of stacks and resource changes.
+    pub fn summary(&self) -> PlanSummary {
+        use super::plan::{ChangeAction, Replacement};
+        let mut s = PlanSummary::default();
+        for st in self.stacks() {
+            if st.action == ActionKind::NoOp {
+                s.stacks_unchanged += 1;
+                continue;
+            }
+            s.stacks_to_change += 1;
+            if st.action == ActionKind::Delete {
+                s.destroy += 1;
+            }
+            if st.action == ActionKind::ResumeRollback {
+                s.change += 1;
+            }
+            for c in &st.changes {
+                match (c.action, c.replacement) {
+                    (ChangeAction::Add | ChangeAction::Import, _) => s.add += 1,
+                    (ChangeAction::Remove, _) => s.destroy += 1,
+                    (ChangeAction::Modify, Some(Replacement::True)) => {
+                        s.add += 1;
+                        s.destroy += 1;
+                    }
+                    _ => s.change += 1,
+                }
+            }
+        }
+        s
+    }
+
+    /// A Terraform-like diff of every target (ANSI colors with `color`).
+    pub fn render_diff(&self, color: bool) -> String {
+        let mut out = String::new();
+        for t in &self.targets {
+            let body = t.plan.render_diff(color);
+            // The per-target summary line is replaced by one for all.
+            let body = body
+                .rsplit_once("\nPlan: ")
+                .map_or(body.as_str(), |(head, _)| head);
+            let _ = writeln!(
+                out,
+                "# account {} / {} as {}",
+                t.plan.account, t.plan.region, t.role_arn
+            );
+            out.push_str(body.trim_end());
+            out.push_str("\n\n");
+        }
+        let s = self.summary();
+        if self.is_noop() {
+            out.push_str("No changes. Your environments match their specs.\n");
+        } else {
+            let _ = writeln!(
+                out,
+                "Plan: {} to add, {} to change, {} to destroy ({} of {} stacks).",
+                s.add,
+                s.change,
+                s.destroy,
+                s.stacks_to_change,
+                s.stacks_to_change + s.stacks_unchanged
+            );
+        }
+        out
+    }
+
+    /// The plan file's text (pretty JSON, deterministic for a given plan).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Read a plan file's text, checking its format and content hash.
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        let invalid = |reason: String| Error::Engine(EngineError::InvalidPlan { reason });
+        let plan: Self =
+            serde_json::from_str(text).map_err(|e| invalid(format!("not a plan file: {e}")))?;
+        if plan.format != DEPLOYMENT_PLAN_FORMAT {
+            return Err(invalid(format!(
+                "format is {}, this version reads format {DEPLOYMENT_PLAN_FORMAT}",
+                plan.format
+            )));
+        }
+        let expected = plan.compute_hash();
+        if plan.content_hash != expected {
+            return Err(invalid(format!(
+                "contentHash is {} but the content hashes to {expected}: the file was modified",
+                plan.content_hash
+            )));
+        }
+        for t in &plan.targets {
+            // Also checks each target's own hash.
+            Plan::from_json(&serde_json::to_string(&t.plan).unwrap_or_default())?;
+        }
+        Ok(plan)
+    }
+
+    /// Write the plan file atomically.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        Ok(write_atomic(path, self.to_json().as_bytes())?)
+    }
+
+    /// Read a plan file.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_json(&text)
+    }
+}
+
+/// The result of one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetReport {
+    /// Account.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Role the target was deployed as.
+    pub role_arn: String,
+    /// Per stack.
+    pub stacks: Vec<StackReport>,
+}
+
+/// Where the catalog went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogReport {
+    /// The file.
+    pub path: String,
+    /// `created`, `updated` or `unchanged`.
+    pub outcome: String,
+}
+
+/// The result of [`Engine::apply`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployReport {
+    /// Deploy or destroy.
+    pub kind: PlanKind,
+    /// Per target.
+    pub targets: Vec<TargetReport>,
+    /// Outputs of the deployed stacks (completed from their resources)
+    /// and the providers' look-ups.
+    pub outputs: StackOutputs,
+    /// The catalog entities (deploys that succeeded).
+    pub entities: Vec<Entity>,
+    /// The catalog file written, if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub catalog: Option<CatalogReport>,
+    /// Problems that did not stop the run (an audit record that could not
+    /// be written, a lock taken over, a catalog not written).
+    pub warnings: Vec<String>,
+    /// The catalog could not be completed: why (the run failed).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub catalog_error: Option<String>,
+    /// AWS requests made by this engine so far, by operation.
+    pub requests: BTreeMap<String, u64>,
+}
+
+impl DeployReport {
+    /// Every stack's report.
+    pub fn stacks(&self) -> impl Iterator<Item = &StackReport> {
+        self.targets.iter().flat_map(|t| &t.stacks)
+    }
+
+    /// The report of one stack.
+    pub fn stack(&self, name: &str) -> Option<&StackReport> {
+        self.stacks().find(|s| s.name == name)
+    }
+
+    /// Whether every stack succeeded (or needed nothing) and the catalog
+    /// was completed.
+    pub fn succeeded(&self) -> bool {
+        self.catalog_error.is_none()
+            && self.stacks().all(|s| {
+                matches!(
+                    s.outcome,
+                    Outcome::Created | Outcome::Updated | Outcome::Deleted | Outcome::Unchanged
+                )
+            })
+    }
+}
+
+/// The deployed state of one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetStatus {
+    /// Account.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Per defined stack.
+    pub stacks: Vec<StackStatusReport>,
+}
+
+/// The engine a pipeline job, a script or a Backstage plugin drives.
+///
+/// Cheap to clone; every clone shares the client pool (credentials and API
+/// budgets) and the options.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pool: ClientPool,
+    registry: Registry,
+    opts: EngineOptions,
+}
+
+/// One target's definitions.
+struct Group<'a> {
+    target: Target,
+    /// (spec index, provider name) of each provider.
+    providers: Vec<(usize, crate::spec::ValidProvider<'a>)>,
+    defs: Vec<StackDefinition>,
+}
+
+impl Engine {
+    /// An engine over `pool` (see [`ClientPool::load`]).
+    pub fn new(pool: ClientPool, registry: Registry, opts: EngineOptions) -> Self {
+        Self {
+            pool,
+            registry,
+            opts,
+        }
+    }
+
+    /// The client pool.
+    pub fn pool(&self) -> &ClientPool {
+        &self.pool
+    }
+
+    /// The provider registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The options.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    fn plan_options(&self) -> PlanOptions {
+        PlanOptions {
+            concurrency: self.opts.concurrency.max(1),
+            ..self.opts.plan
+        }
+    }
+
+    fn apply_options(&self) -> ApplyOptions {
+        ApplyOptions {
+            concurrency: self.opts.concurrency.max(1),
+            ..self.opts.apply.clone()
+        }
+    }
+
+    /// Group the specs' stacks by target, in first-seen order.
+    fn groups<'a>(&self, specs: &'a SpecSet) -> Result<Vec<Group<'a>>, Error> {
+        let mut groups: Vec<Group<'a>> = Vec::new();
+        for ps in specs.provider_stacks(&self.registry)? {
+            let p = ps.provider;
+            let key = (
+                p.account.as_str().to_owned(),
+                p.region.clone(),
+                p.environment_role.clone(),
+            );
+            let idx = groups.iter().position(|g| {
+                (
+                    g.target.account.clone(),
+                    g.target.region.clone(),
+                    g.target.role_arn.clone(),
+                ) == key
+            });
+            let i = if let Some(i) = idx {
+                i
+            } else {
+                groups.push(Group {
+                    target: Target {
+                        account: key.0,
+                        region: key.1,
+                        role_arn: key.2,
+                        environment: String::new(),
+                    },
+                    providers: Vec::new(),
+                    defs: Vec::new(),
+                });
+                groups.len() - 1
+            };
+            let g = &mut groups[i];
+            g.providers.push((ps.spec_index, p));
+            g.defs.extend(ps.stacks);
+        }
+        for g in &mut groups {
+            // The role session name tells CloudTrail which environments.
+            g.target.environment = g
+                .providers
+                .iter()
+                .map(|(_, p)| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join("+");
+            validate(&g.defs)?;
+        }
+        Ok(groups)
+    }
+
+    async fn clients(&self, target: &Target) -> Result<Clients, Error> {
+        Ok(self.pool.clients(target).await?)
+    }
+
+    /// Plan every environment of `specs`: one state read per target, a
+    /// change set per stack that differs.
+    pub async fn plan(
+        &self,
+        specs: &SpecSet,
+        events: EventSink<'_>,
+    ) -> Result<DeploymentPlan, Error> {
+        self.plan_kind(specs, PlanKind::Deploy, events).await
+    }
+
+    /// Plan the deletion of every environment of `specs`.
+    pub async fn plan_destroy(
+        &self,
+        specs: &SpecSet,
+        events: EventSink<'_>,
+    ) -> Result<DeploymentPlan, Error> {
+        self.plan_kind(specs, PlanKind::Destroy, events).await
+    }
+
+    async fn plan_kind(
+        &self,
+        specs: &SpecSet,
+        kind: PlanKind,
+        events: EventSink<'_>,
+    ) -> Result<DeploymentPlan, Error> {
+        let groups = self.groups(specs)?;
+        let popts = self.plan_options();
+        let plans = join_all(groups.iter().map(|g| async {
+            let clients = self.clients(&g.target).await?;
+            let cfn = &clients.cloudformation;
+            let plan = match kind {
+                PlanKind::Deploy => {
+                    let names: Vec<&str> = g.defs.iter().map(|d| d.name.as_str()).collect();
+                    let state = read_settled_state(&names, cfn, &popts, events).await?;
+                    let stacks = plan_with_state(&g.defs, &state, cfn, &popts, events).await?;
+                    Plan::new(g.target.account.clone(), g.target.region.clone(), stacks)
+                }
+                PlanKind::Destroy => plan_destroy(&g.defs, cfn, &popts, events).await?,
+            };
+            Ok::<_, Error>(TargetPlan {
+                role_arn: g.target.role_arn.clone(),
+                providers: g.providers.iter().map(|(_, p)| p.name.clone()).collect(),
+                plan,
+            })
+        }))
+        .await;
+        let targets = plans.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(DeploymentPlan::new(kind, specs.to_embedded(), targets))
+    }
+
+    /// Apply a reviewed plan: lock every environment, refuse the plan if
+    /// any stack changed since planning, execute the reviewed change sets,
+    /// write the audit trail and, for a deploy that succeeded, the catalog
+    /// to `catalog` (when given).
+    ///
+    /// Stack failures are in the report ([`DeployReport::succeeded`]); an
+    /// `Err` means nothing was executed (invalid or stale plan, lock held,
+    /// credentials) or the run could not be completed.
+    pub async fn apply(
+        &self,
+        plan: &DeploymentPlan,
+        catalog_path: Option<&Path>,
+        events: EventSink<'_>,
+    ) -> Result<DeployReport, Error> {
+        let specs = SpecSet::from_embedded(&plan.specs, &self.registry)?;
+        let groups = self.groups(&specs)?;
+        let pairs = match_targets(plan, &groups)?;
+        let mut warnings = Vec::new();
+
+        // Credentials for every target first: a role that cannot be
+        // assumed stops the run before anything is locked or changed.
+        let mut clients = Vec::with_capacity(pairs.len());
+        for (_, g) in &pairs {
+            clients.push(self.clients(&g.target).await?);
+        }
+
+        // Locks, in a stable order so that concurrent runs cannot deadlock.
+        let mut guards = Vec::new();
+        if self.opts.lock.enabled {
+            match self.lock_all(&pairs, &clients, events, &mut warnings).await {
+                Ok(g) => guards = g,
+                Err(e) => return Err(e),
+            }
+        }
+        let result = self
+            .apply_locked(
+                plan,
+                &specs,
+                &pairs,
+                &clients,
+                catalog_path,
+                events,
+                &mut warnings,
+            )
+            .await;
+        for g in guards {
+            let id = g.lock_id().to_owned();
+            if let Err(e) = g.release().await {
+                warnings.push(format!("releasing lock `{id}`: {e}"));
+            }
+        }
+        let mut report = result?;
+        report.warnings.append(&mut warnings);
+        report.requests = self.pool.request_counts();
+        Ok(report)
+    }
+
+    async fn lock_all(
+        &self,
+        pairs: &[(&TargetPlan, &Group<'_>)],
+        clients: &[Clients],
+        events: EventSink<'_>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<LockGuard>, Error> {
+        let lopts = &self.opts.lock;
+        let mut wanted: Vec<(String, usize)> = Vec::new();
+        let mut tables_ready = BTreeSet::new();
+        for (i, ((_, g), c)) in pairs.iter().zip(clients).enumerate() {
+            if lopts.create_table
+                && tables_ready.insert((g.target.account.clone(), g.target.region.clone()))
+            {
+                ensure_lock_table_named(&c.dynamodb, &lopts.table, TABLE_ACTIVE_TIMEOUT).await?;
+            }
+            for (_, p) in &g.providers {
+                wanted.push((lock_id(&g.target, &Names::of(p).base), i));
+            }
+        }
+        wanted.sort();
+        let holder = Holder::current(self.opts.command.clone());
+        let mut guards = Vec::with_capacity(wanted.len());
+        for (id, i) in wanted {
+            let manager = LockManager::new(clients[i].dynamodb.clone(), &lopts.table);
+            match manager.acquire(&id, holder.clone(), lopts.lease).await {
+                Ok(g) => {
+                    if let Some(prev) = g.took_over() {
+                        let msg = format!("took over lock `{id}` from {prev}");
+                        events(&Event::Warning {
+                            message: msg.clone(),
+                        });
+                        warnings.push(msg);
+                    }
+                    events(&Event::Locked { lock: id.clone() });
+                    guards.push(g);
+                }
+                Err(e) => {
+                    for g in guards {
+                        let _ = g.release().await;
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(guards)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_locked(
+        &self,
+        plan: &DeploymentPlan,
+        specs: &SpecSet,
+        pairs: &[(&TargetPlan, &Group<'_>)],
+        clients: &[Clients],
+        catalog_path: Option<&Path>,
+        events: EventSink<'_>,
+        warnings: &mut Vec<String>,
+    ) -> Result<DeployReport, Error> {
+        // Refuse a stale plan before executing anything anywhere.
+        let mut states = Vec::with_capacity(pairs.len());
+        for ((tp, _), c) in pairs.iter().zip(clients) {
+            let state = read_state(&c.cloudformation).await?;
+            check_stale(&tp.plan, &state)?;
+            states.push(state);
+        }
+        if self.opts.apply.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let audit = self.opts.audit;
+        let action = match plan.kind {
+            PlanKind::Deploy => "apply",
+            PlanKind::Destroy => "destroy",
+        };
+        if audit {
+            for ((tp, g), c) in pairs.iter().zip(clients) {
+                for (_, p) in &g.providers {
+                    let rec = self.audit_record(action, tp, g, c, *p, AuditStatus::Started, "");
+                    // The table exists only once the environment does.
+                    if stack_exists(&states, &Names::of(p).stack)
+                        && let Err(e) = AuditWriter::new(c.dynamodb.clone())
+                            .write(&Names::of(p).audit_table, &rec)
+                            .await
+                    {
+                        warnings.push(format!("audit record for `{}`: {e}", p.name));
+                    }
+                }
+            }
+        }
+
+        let aopts = self.apply_options();
+        let reports: Vec<Result<ApplyReport, EngineError>> = join_all(
+            pairs
+                .iter()
+                .zip(clients)
+                .zip(&states)
+                .map(|(((tp, _), c), state)| {
+                    apply_checked(&tp.plan, state, &c.cloudformation, &aopts, events)
+                }),
+        )
+        .await;
+
+        let mut targets = Vec::with_capacity(pairs.len());
+        let mut outputs = StackOutputs::new();
+        let mut first_err = None;
+        for (((tp, g), c), r) in pairs.iter().zip(clients).zip(reports) {
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                    continue;
+                }
+            };
+            if plan.kind == PlanKind::Deploy {
+                for def in &g.defs {
+                    let deployed = r.stack(&def.name).is_some_and(|s| {
+                        matches!(
+                            s.outcome,
+                            Outcome::Created | Outcome::Updated | Outcome::Unchanged
+                        )
+                    });
+                    if !deployed {
+                        continue;
+                    }
+                    let mut out = r.outputs.get(&def.name).cloned().unwrap_or_default();
+                    if let Err(e) = complete_outputs(&c.cloudformation, def, &mut out).await {
+                        warnings.push(format!("outputs of `{}`: {e}", def.name));
+                    }
+                    outputs.insert(def.name.clone(), out);
+                }
+            }
+            if audit {
+                for (_, p) in &g.providers {
+                    let names = Names::of(p);
+                    let mine: Vec<&StackReport> = r
+                        .stacks
+                        .iter()
+                        .filter(|s| {
+                            g.defs
+                                .iter()
+                                .any(|d| d.name == s.name && d.provider == p.name)
+                        })
+                        .collect();
+                    let failed: Vec<String> = mine
+                        .iter()
+                        .filter_map(|s| match &s.outcome {
+                            Outcome::Failed { reason } => Some(format!("{}: {reason}", s.name)),
+                            Outcome::Skipped { because } => {
+                                Some(format!("{}: skipped, {because} did not succeed", s.name))
+                            }
+                            Outcome::Cancelled => Some(format!("{}: cancelled", s.name)),
+                            _ => None,
+                        })
+                        .collect();
+                    let deleted = mine.iter().any(|s| s.outcome == Outcome::Deleted);
+                    if deleted {
+                        continue; // the audit table went with the stack
+                    }
+                    let (status, message) = if failed.is_empty() {
+                        let summary = mine
+                            .iter()
+                            .map(|s| format!("{} {}", s.name, outcome_word(&s.outcome)))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        (AuditStatus::Success, summary)
+                    } else {
+                        (AuditStatus::Failed, failed.join("; "))
+                    };
+                    let rec = self.audit_record(action, tp, g, c, *p, status, &message);
+                    if let Err(e) = AuditWriter::new(c.dynamodb.clone())
+                        .write(&names.audit_table, &rec)
+                        .await
+                    {
+                        warnings.push(format!("audit record for `{}`: {e}", p.name));
+                    }
+                }
+            }
+            targets.push(TargetReport {
+                account: tp.plan.account.clone(),
+                region: tp.plan.region.clone(),
+                role_arn: tp.role_arn.clone(),
+                stacks: r.stacks,
+            });
+        }
+        if let Some(e) = first_err {
+            return Err(e.into());
+        }
+
+        let mut report = DeployReport {
+            kind: plan.kind,
+            targets,
+            outputs,
+            entities: Vec::new(),
+            catalog: None,
+            warnings: Vec::new(),
+            catalog_error: None,
+            requests: BTreeMap::new(),
+        };
+        if plan.kind == PlanKind::Deploy && report.succeeded() {
+            match self
+                .catalog_from(
+                    specs,
+                    pairs,
+                    clients,
+                    &mut report.outputs,
+                    catalog_path,
+                    events,
+                )
+                .await
+            {
+                Ok((entities, written)) => {
+                    report.entities = entities;
+                    report.catalog = written;
+                }
+                Err(e) => {
+                    let msg = crate::error_chain(&e);
+                    events(&Event::Warning {
+                        message: format!("catalog not written: {msg}"),
+                    });
+                    report.catalog_error = Some(msg);
+                }
+            }
+        } else if plan.kind == PlanKind::Deploy {
+            warnings.push("catalog not written: not every stack succeeded".to_owned());
+        }
+        Ok(report)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn audit_record(
+        &self,
+        action: &str,
+        tp: &TargetPlan,
+        g: &Group<'_>,
+        c: &Clients,
+        p: crate::spec::ValidProvider<'_>,
+        status: AuditStatus,
+        message: &str,
+    ) -> AuditRecord {
+        let mut rec = AuditRecord::new(action, Names::of(&p).stack);
+        rec.initiated_by = self.pool.caller().to_owned();
+        rec.owner = p.owner.clone();
+        rec.assumed_role = c.role_arn.clone();
+        rec.target_account = g.target.account.clone();
+        rec.target_region = g.target.region.clone();
+        rec.prefix = p.prefix().to_owned();
+        rec.provider_name = p.name.clone();
+        rec.status = status;
+        rec.message = message.to_owned();
+        let stacks: Vec<_> = tp
+            .plan
+            .stacks
+            .iter()
+            .filter(|s| g.defs.iter().any(|d| d.name == s.name && d.provider == p.name))
+            .map(|s| json!({ "stack": s.name, "action": s.action, "changes": s.changes.len(), "changeSetId": s.change_set_id }))
+            .collect();
+        rec.set_request(&json!({
+            "command": self.opts.command,
+            "planHash": tp.plan.content_hash,
+            "session": c.session_name,
+            "stacks": stacks,
+        }));
+        rec
+    }
+
+    /// Outputs → look-ups → entities → catalog file.
+    async fn catalog_from(
+        &self,
+        specs: &SpecSet,
+        pairs: &[(&TargetPlan, &Group<'_>)],
+        clients: &[Clients],
+        outputs: &mut StackOutputs,
+        catalog_path: Option<&Path>,
+        events: EventSink<'_>,
+    ) -> Result<(Vec<Entity>, Option<CatalogReport>), Error> {
+        for ((_, g), c) in pairs.iter().zip(clients) {
+            for (_, p) in &g.providers {
+                let Some(imp) = self.registry.get(p.kind) else {
+                    continue;
+                };
+                for lookup in imp.lookups(*p) {
+                    let found = perform(&c.eks, &lookup).await?;
+                    outputs.insert(lookup.key(), found);
+                }
+            }
+        }
+        let mut entities = Vec::new();
+        for (_, spec) in specs.iter() {
+            entities.extend(catalog::entities(spec, &self.registry, outputs)?);
+        }
+        let written = match catalog_path {
+            Some(path) => {
+                let outcome = catalog::write_catalog(path, &entities)?;
+                events(&Event::CatalogWritten {
+                    path: path.display().to_string(),
+                    outcome: outcome.as_str().to_owned(),
+                });
+                Some(CatalogReport {
+                    path: path.display().to_string(),
+                    outcome: outcome.as_str().to_owned(),
+                })
+            }
+            None => None,
+        };
+        Ok((entities, written))
+    }
+
+    /// Plan and apply in one go (no review step): what `harmonix apply
+    /// FILE…` does after its confirmation.
+    pub async fn deploy(
+        &self,
+        specs: &SpecSet,
+        catalog_path: Option<&Path>,
+        events: EventSink<'_>,
+    ) -> Result<DeployReport, Error> {
+        let plan = self.plan(specs, events).await?;
+        self.apply(&plan, catalog_path, events).await
+    }
+
+    /// Plan and apply the deletion of every environment of `specs`.
+    pub async fn destroy(
+        &self,
+        specs: &SpecSet,
+        events: EventSink<'_>,
+    ) -> Result<DeployReport, Error> {
+        let plan = self.plan_destroy(specs, events).await?;
+        self.apply(&plan, None, events).await
+    }
+
+    /// Each defined stack's deployed state and drift (one state read per
+    /// target).
+    pub async fn status(&self, specs: &SpecSet) -> Result<Vec<TargetStatus>, Error> {
+        let groups = self.groups(specs)?;
+        let mut out = Vec::with_capacity(groups.len());
+        for g in &groups {
+            let c = self.clients(&g.target).await?;
+            let state = read_state(&c.cloudformation).await?;
+            out.push(TargetStatus {
+                account: g.target.account.clone(),
+                region: g.target.region.clone(),
+                stacks: status_from_state(&g.defs, &state),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Build the catalog entities from the deployed stacks and write them
+    /// to `path` (when given). Stacks not deployed leave their values to
+    /// the derived names.
+    pub async fn catalog(
+        &self,
+        specs: &SpecSet,
+        path: Option<&Path>,
+        events: EventSink<'_>,
+    ) -> Result<(Vec<Entity>, Option<CatalogReport>), Error> {
+        let groups = self.groups(specs)?;
+        let mut clients = Vec::with_capacity(groups.len());
+        let mut outputs = StackOutputs::new();
+        for g in &groups {
+            let c = self.clients(&g.target).await?;
+            let state = read_state(&c.cloudformation).await?;
+            for def in &g.defs {
+                if let Some(st) = state.get(&def.name) {
+                    let mut out = st.outputs.clone();
+                    complete_outputs(&c.cloudformation, def, &mut out).await?;
+                    outputs.insert(def.name.clone(), out);
+                }
+            }
+            clients.push(c);
+        }
+        // Reuse the apply path's look-ups and write.
+        let plans: Vec<TargetPlan> = groups
+            .iter()
+            .map(|g| TargetPlan {
+                role_arn: g.target.role_arn.clone(),
+                providers: Vec::new(),
+                plan: Plan::new(
+                    g.target.account.clone(),
+                    g.target.region.clone(),
+                    Vec::new(),
+                ),
+            })
+            .collect();
+        let pairs: Vec<(&TargetPlan, &Group<'_>)> = plans.iter().zip(groups.iter()).collect();
+        self.catalog_from(specs, &pairs, &clients, &mut outputs, path, events)
+            .await
+    }
+
+    /// Make sure the lock table exists in every target account/region of
+    /// `specs` (what `harmonix bootstrap` does). Returns the
+    /// `account/region` pairs prepared.
+    pub async fn bootstrap(&self, specs: &SpecSet) -> Result<Vec<String>, Error> {
+        let groups = self.groups(specs)?;
+        let mut done = BTreeSet::new();
+        for g in &groups {
+            let key = format!("{}/{}", g.target.account, g.target.region);
+            if done.contains(&key) {
+                continue;
+            }
+            let c = self.clients(&g.target).await?;
+            ensure_lock_table_named(&c.dynamodb, &self.opts.lock.table, TABLE_ACTIVE_TIMEOUT)
+                .await?;
+            done.insert(key);
+        }
+        Ok(done.into_iter().collect())
+    }
+}
+
+/// The lock of one environment provider.
+pub fn lock_id(target: &Target, base_name: &str) -> String {
+    format!("{}/{}/{base_name}", target.account, target.region)
+}
+
+fn stack_exists(states: &[super::state::StateMap], name: &str) -> bool {
+    states.iter().any(|s| {
+        s.get(name)
+            .is_some_and(|st| st.status != "REVIEW_IN_PROGRESS")
+    })
+}
+
+fn outcome_word(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Created => "created",
+        Outcome::Updated => "updated",
+        Outcome::Deleted => "deleted",
+        Outcome::Unchanged => "unchanged",
+        Outcome::Failed { .. } => "failed",
+        Outcome::Skipped { .. } => "skipped",
+        Outcome::Cancelled => "cancelled",
+    }
+}
+
+/// Pair each target plan with the group its specs render to, and check
+/// that the plan's stacks are exactly what the specs render (same names,
+/// same content hashes): a plan file whose specs were edited, or that a
+/// different Harmonix version would render differently, is refused.
+fn match_targets<'p, 'g, 's>(
+    plan: &'p DeploymentPlan,
+    groups: &'g [Group<'s>],
+) -> Result<Vec<(&'p TargetPlan, &'g Group<'s>)>, Error> {
+    let invalid = |reason: String| Error::Engine(EngineError::InvalidPlan { reason });
+    if plan.targets.len() != groups.len() {
+        return Err(invalid(format!(
+            "the plan has {} target(s) but its specs define {}",
+            plan.targets.len(),
+            groups.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for tp in &plan.targets {
+        let g = groups
+            .iter()
+            .find(|g| {
+                g.target.account == tp.plan.account
+                    && g.target.region == tp.plan.region
+                    && g.target.role_arn == tp.role_arn
+            })
+            .ok_or_else(|| {
+                invalid(format!(
+                    "target {}/{} ({}) is not defined by the plan's specs",
+                    tp.plan.account, tp.plan.region, tp.role_arn
+                ))
+            })?;
+        if tp.plan.stacks.len() != g.defs.len() {
+            return Err(invalid(format!(
+                "target {}/{} plans {} stack(s) but its specs define {}",
+                tp.plan.account,
+                tp.plan.region,
+                tp.plan.stacks.len(),
+                g.defs.len()
+            )));
+        }
+        for (ps, def) in tp.plan.stacks.iter().zip(&g.defs) {
+            if ps.name != def.name {
+                return Err(invalid(format!(
+                    "the plan has stack `{}` where its specs define `{}`",
+                    ps.name, def.name
+                )));
+            }
+            if plan.kind == PlanKind::Deploy && ps.hash != def.content_hash() {
+                return Err(invalid(format!(
+                    "stack `{}` renders differently from when it was planned (Harmonix {} made the plan, this is {}); plan again",
+                    ps.name,
+                    plan.harmonix_version,
+                    env!("CARGO_PKG_VERSION")
+                )));
+            }
+        }
+        out.push((tp, g));
+    }
+    Ok(out)
+}
+
+/// Where the catalog goes by default: `catalog-info.yaml` in the current
+/// directory.
+pub fn default_catalog_path() -> PathBuf {
+    PathBuf::from("catalog-info.yaml")
+}
