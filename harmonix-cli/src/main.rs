@@ -1,8 +1,12 @@
-//! `harmonix`: validate, render and describe Harmonix environment specs.
+//! `harmonix`: validate, render, plan, apply and describe Harmonix
+//! environments.
 //!
-//! Exit codes: 0 success, 1 invalid input (or any other failure), 2 usage.
+//! Exit codes: 0 success, 1 invalid input or any other failure (a failed
+//! stack, a stale plan, a held lock), 2 usage.
 
+mod deploy;
 mod output;
+mod progress;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -68,6 +72,80 @@ enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// Show what applying would change: a change set per stack that
+    /// differs from its spec, as a diff; optionally saved for `apply`.
+    Plan {
+        /// Spec files (YAML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Save the plan to this file (JSON) for `harmonix apply FILE`.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Plan the deletion of the environments instead.
+        #[arg(long)]
+        destroy: bool,
+        #[command(flatten)]
+        engine: deploy::EngineArgs,
+    },
+    /// Deploy: execute a saved plan exactly, or plan spec files, confirm
+    /// and apply; then write the catalog.
+    Apply {
+        /// A plan file from `harmonix plan -o`, or spec files.
+        #[arg(required = true, value_name = "PLAN_OR_FILES")]
+        inputs: Vec<PathBuf>,
+        /// Do not ask for confirmation (CI).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Catalog file to write after a successful apply.
+        #[arg(long, default_value = "catalog-info.yaml", value_name = "FILE")]
+        catalog: PathBuf,
+        /// Do not write the catalog.
+        #[arg(long, conflicts_with = "catalog")]
+        no_catalog: bool,
+        #[command(flatten)]
+        engine: deploy::EngineArgs,
+    },
+    /// Delete the environments' stacks, dependents first, after a plan and
+    /// confirmation.
+    Destroy {
+        /// Spec files (YAML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Do not ask for confirmation (CI).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        #[command(flatten)]
+        engine: deploy::EngineArgs,
+    },
+    /// Show each stack's status, whether it matches its spec, and its last
+    /// update.
+    Status {
+        /// Spec files (YAML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        engine: deploy::EngineArgs,
+    },
+    /// Write the catalog entities of deployed environments.
+    Catalog {
+        /// Spec files (YAML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The catalog file (merged: other documents and fields are kept).
+        #[arg(long, short, default_value = "catalog-info.yaml")]
+        out: PathBuf,
+        #[command(flatten)]
+        engine: deploy::EngineArgs,
+    },
+    /// Create the lock table in every target account/region (once, before
+    /// the first apply, when the pipeline role may not create tables).
+    Bootstrap {
+        /// Spec files (YAML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        engine: deploy::EngineArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -89,10 +167,46 @@ fn main() -> ExitCode {
     }
     let printer = Printer::new(cli.output);
     let registry = Registry::builtin();
+    let ctx = deploy::Context {
+        printer: Printer::new(cli.output),
+        format: cli.output,
+        registry: registry.clone(),
+    };
     let ok = match cli.command {
         Command::Validate { files } => validate(&printer, &registry, &files),
         Command::Render { files, out } => render_files(&printer, &registry, &files, &out),
         Command::Schema { out } => write_schema(&printer, out.as_deref()),
+        Command::Plan {
+            files,
+            out,
+            destroy,
+            engine,
+        } => deploy::plan(&ctx, &engine, &files, out.as_deref(), destroy),
+        Command::Apply {
+            inputs,
+            yes,
+            catalog,
+            no_catalog,
+            engine,
+        } => deploy::apply(
+            &ctx,
+            &engine,
+            deploy::classify(&inputs),
+            false,
+            yes,
+            (!no_catalog).then_some(catalog.as_path()),
+        ),
+        Command::Destroy { files, yes, engine } => deploy::apply(
+            &ctx,
+            &engine,
+            deploy::ApplyInput::Specs(files),
+            true,
+            yes,
+            None,
+        ),
+        Command::Status { files, engine } => deploy::status(&ctx, &engine, &files),
+        Command::Catalog { files, out, engine } => deploy::catalog(&ctx, &engine, &files, &out),
+        Command::Bootstrap { files, engine } => deploy::bootstrap(&ctx, &engine, &files),
     };
     if ok {
         ExitCode::SUCCESS
