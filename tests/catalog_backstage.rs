@@ -12,52 +12,9 @@ use std::process::Command;
 use harmonix_core::catalog::{self, CatalogError, Entity, WriteOutcome};
 use harmonix_core::provider::{Registry, StackDefinition, StackOutputs};
 use harmonix_core::spec::{self, ProviderKind, ValidSpec};
-use harmonix_tests::{example_specs, node_dir, repo_root};
+use harmonix_tests::backstage::{Verdict, validate};
+use harmonix_tests::{example_specs, repo_root};
 use serde_json::{Value, json};
-
-/// One line of the validator's output.
-#[derive(Debug, Clone)]
-struct Verdict {
-    file: String,
-    kind: Option<String>,
-    name: Option<String>,
-    ok: bool,
-    error: Option<String>,
-}
-
-/// Run the Node validator on `files`: its exit code and one verdict per
-/// document.
-fn validate(files: &[PathBuf]) -> (Option<i32>, Vec<Verdict>) {
-    let dir = node_dir();
-    let out = Command::new("node")
-        .arg(dir.join("validate-catalog.mjs"))
-        .args(files)
-        .current_dir(&dir)
-        .output()
-        .expect("`node` runs (Node 20+ must be on PATH)");
-    let stdout = String::from_utf8(out.stdout).expect("validator prints UTF-8");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let verdicts = stdout
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| {
-                panic!("validator printed a non-JSON line {l:?} ({e}); stderr: {stderr}")
-            });
-            let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-            Verdict {
-                file: s("file").expect("`file` in every line"),
-                kind: s("kind"),
-                name: s("name"),
-                ok: v
-                    .get("ok")
-                    .and_then(Value::as_bool)
-                    .expect("`ok` in every line"),
-                error: s("error"),
-            }
-        })
-        .collect();
-    (out.status.code(), verdicts)
-}
 
 fn load(path: &Path) -> ValidSpec {
     spec::load(path, &Registry::builtin())

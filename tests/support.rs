@@ -51,3 +51,60 @@ pub fn node_dir() -> PathBuf {
 
 #[path = "emulator.rs"]
 pub mod emulator;
+#[path = "proxy.rs"]
+pub mod proxy;
+
+/// Backstage's own validation of catalog files
+/// (`tests/node/validate-catalog.mjs`, `@backstage/catalog-model`).
+pub mod backstage {
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    use serde_json::Value;
+
+    use crate::node_dir;
+
+    /// One line of the validator's output.
+    #[derive(Debug, Clone)]
+    pub struct Verdict {
+        pub file: String,
+        pub kind: Option<String>,
+        pub name: Option<String>,
+        pub ok: bool,
+        pub error: Option<String>,
+    }
+
+    /// Run the Node validator on `files`: its exit code and one verdict per
+    /// document.
+    pub fn validate(files: &[PathBuf]) -> (Option<i32>, Vec<Verdict>) {
+        let dir = node_dir();
+        let out = Command::new("node")
+            .arg(dir.join("validate-catalog.mjs"))
+            .args(files)
+            .current_dir(&dir)
+            .output()
+            .expect("`node` runs (Node 20+ must be on PATH)");
+        let stdout = String::from_utf8(out.stdout).expect("validator prints UTF-8");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let verdicts = stdout
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!("validator printed a non-JSON line {l:?} ({e}); stderr: {stderr}")
+                });
+                let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+                Verdict {
+                    file: s("file").expect("`file` in every line"),
+                    kind: s("kind"),
+                    name: s("name"),
+                    ok: v
+                        .get("ok")
+                        .and_then(Value::as_bool)
+                        .expect("`ok` in every line"),
+                    error: s("error"),
+                }
+            })
+            .collect();
+        (out.status.code(), verdicts)
+    }
+}

@@ -771,6 +771,12 @@ fn health_route(t: &mut Template) {
 /// The deployment. CloudFormation never redeploys an existing deployment,
 /// so its logical id carries a hash of the API and its routes: a change
 /// there makes a new deployment that the stage then points to.
+///
+/// It must come after the method (a deployment of an API without methods
+/// fails). Its description names the method (`Ref` of a method is its id),
+/// which orders the two by reference rather than by `DependsOn`: the same
+/// on CloudFormation, and also honoured by tools that ignore `DependsOn`
+/// (moto's change-set execution creates resources in key order).
 fn deployment(t: &mut Template) -> String {
     let parts: Vec<Option<&Resource>> = [API, HEALTH_RESOURCE, HEALTH_METHOD]
         .iter()
@@ -781,9 +787,11 @@ fn deployment(t: &mut Template) -> String {
     t.resource(
         &id,
         Resource::new("AWS::ApiGateway::Deployment")
-            .depends_on(HEALTH_METHOD)
             .property("RestApiId", fns::ref_(API))
-            .property("Description", common::name_sub(" API deployment")),
+            .property(
+                "Description",
+                common::name_sub(&format!(" API deployment of method ${{{HEALTH_METHOD}}}")),
+            ),
     );
     id
 }
@@ -1050,7 +1058,14 @@ providers:
         let deployments = of_type(&s, "AWS::ApiGateway::Deployment");
         let dep = deployments.first().expect("deployment");
         assert!(dep.starts_with(DEPLOYMENT_PREFIX));
-        assert!(resource(&s, dep).depends_on.contains(HEALTH_METHOD));
+        assert!(
+            resource(&s, dep).depends_on.is_empty(),
+            "ordered by reference instead"
+        );
+        assert_eq!(
+            prop(&s, dep, "Description"),
+            &fns::sub("${Prefix}-${EnvironmentName} API deployment of method ${HealthMethod}")
+        );
         assert_eq!(prop(&s, STAGE, "DeploymentId"), &fns::ref_(dep));
         assert_eq!(prop(&s, STAGE, "StageName"), &fns::ref_(STAGE_PARAM));
         assert_eq!(prop(&s, STAGE, "TracingEnabled"), false);
