@@ -342,7 +342,7 @@ async fn pipeline_flow_on_the_emulator() {
         .acquire(
             "123456789012/us-east-1/opa-shop-dev-api",
             foreign,
-            Duration::from_secs(60),
+            Duration::from_mins(1),
         )
         .await
         .expect("foreign lock");

@@ -209,7 +209,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
 }
 
 fn serve(client: TcpStream, upstream_port: u16, counts: &Mutex<BTreeMap<String, u64>>) {
-    let _ = client.set_read_timeout(Some(Duration::from_secs(300)));
+    let _ = client.set_read_timeout(Some(Duration::from_mins(5)));
     let Ok(mut writer) = client.try_clone() else {
         return;
     };
@@ -239,7 +239,7 @@ fn serve(client: TcpStream, upstream_port: u16, counts: &Mutex<BTreeMap<String, 
 /// Send to the emulator on a new connection; the whole response.
 fn forward(req: &Request, upstream_port: u16) -> Option<Vec<u8>> {
     let mut up = TcpStream::connect((Ipv4Addr::LOCALHOST, upstream_port)).ok()?;
-    let _ = up.set_read_timeout(Some(Duration::from_secs(300)));
+    let _ = up.set_read_timeout(Some(Duration::from_mins(5)));
     up.write_all(&req.to_bytes()).ok()?;
     let mut response = Vec::new();
     up.read_to_end(&mut response).ok()?;
