@@ -973,100 +973,23 @@ mod tests {
     //! shaped like AWS's: a create that rolls back, a replacement, a
     //! `LastUpdatedTime` change.
 
-    use std::collections::BTreeMap;
-    use std::time::Duration;
-
     use aws_sdk_cloudformation::Client;
     use aws_sdk_cloudformation::operation::create_change_set::CreateChangeSetOutput;
     use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
     use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
     use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
     use aws_sdk_cloudformation::operation::execute_change_set::ExecuteChangeSetOutput;
-    use aws_sdk_cloudformation::primitives::DateTime;
     use aws_sdk_cloudformation::types::{
         Change, ChangeAction as CfnAction, ChangeSetStatus, Replacement as CfnReplacement,
         ResourceAttribute, ResourceChange as CfnResourceChange, ResourceChangeDetail,
-        ResourceStatus, ResourceTargetDefinition, Stack, StackEvent as CfnEvent, StackStatus, Tag,
+        ResourceStatus, ResourceTargetDefinition, StackStatus,
     };
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
     use super::*;
     use crate::engine::events::ignore_events;
+    use crate::engine::mock_support::{CS_ID, STACK_ID, def, event, fast, stack};
     use crate::engine::plan::{ChangeAction, Replacement, plan};
-    use crate::provider::STACK_HASH_TAG;
-    use crate::template::{Resource, Template};
-
-    const STACK_ID: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/app/1";
-    const CS_ID: &str = "arn:aws:cloudformation:us-east-1:123456789012:changeSet/harmonix-x/1";
-
-    fn def() -> StackDefinition {
-        let mut t = Template::new("test");
-        t.resource("Queue", Resource::new("AWS::SQS::Queue"));
-        t.resource("Bucket", Resource::new("AWS::S3::Bucket"));
-        StackDefinition {
-            name: "app".to_owned(),
-            provider: "p".to_owned(),
-            account: "123456789012".to_owned(),
-            region: "us-east-1".to_owned(),
-            template: t,
-            parameters: BTreeMap::new(),
-            tags: BTreeMap::new(),
-            depends_on: Vec::new(),
-            capabilities: Vec::new(),
-        }
-    }
-
-    fn stack(status: StackStatus, hash: &str, updated: Option<i64>) -> DescribeStacksOutput {
-        DescribeStacksOutput::builder()
-            .stacks(
-                Stack::builder()
-                    .stack_name("app")
-                    .stack_id(STACK_ID)
-                    .stack_status(status)
-                    .creation_time(DateTime::from_secs(1_700_000_000))
-                    .set_last_updated_time(updated.map(DateTime::from_secs))
-                    .tags(Tag::builder().key(STACK_HASH_TAG).value(hash).build())
-                    .build(),
-            )
-            .build()
-    }
-
-    fn event(
-        id: &str,
-        logical: &str,
-        kind: &str,
-        status: ResourceStatus,
-        reason: &str,
-    ) -> CfnEvent {
-        CfnEvent::builder()
-            .event_id(id)
-            .stack_id(STACK_ID)
-            .stack_name("app")
-            .logical_resource_id(logical)
-            .resource_type(kind)
-            .resource_status(status)
-            .resource_status_reason(reason)
-            .timestamp(DateTime::from_secs(1_700_000_000))
-            .build()
-    }
-
-    fn fast() -> (PlanOptions, ApplyOptions) {
-        let poll = Backoff {
-            initial: Duration::from_millis(1),
-            max: Duration::from_millis(2),
-        };
-        (
-            PlanOptions {
-                poll,
-                ..PlanOptions::default()
-            },
-            ApplyOptions {
-                poll,
-                timeout: Duration::from_secs(10),
-                ..ApplyOptions::default()
-            },
-        )
-    }
 
     #[tokio::test]
     async fn create_rolled_back_reports_first_failure_then_plans_recreate() {

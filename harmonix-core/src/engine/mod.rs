@@ -7,7 +7,11 @@ pub mod audit;
 mod deployment;
 pub mod error;
 pub mod events;
+#[cfg(test)]
+mod failure_tests;
 pub mod lock;
+#[cfg(test)]
+mod mock_support;
 pub mod outputs;
 pub mod plan;
 pub mod state;
