@@ -454,3 +454,68 @@ async fn noop_plan_of_100_environments_costs_one_call_per_page_and_destroy() {
         "{status:#?}"
     );
 }
+
+/// EKS in existing-cluster mode: the cluster is made through the EKS API
+/// (moto cannot create EKS clusters through CloudFormation); the engine
+/// confirms it is ACTIVE with `DescribeCluster` and puts its endpoint and
+/// OIDC issuer into the catalog. Without the cluster, the apply deploys
+/// the stack but fails the catalog with the cluster named.
+#[tokio::test]
+async fn eks_existing_cluster_is_confirmed_and_described_in_the_catalog() {
+    let emu = Emulator::start();
+    let proxy = Proxy::start(emu.port());
+    let engine = engine(&proxy.endpoint_url());
+    let dir = tempfile::tempdir().expect("tmp");
+    let specs = load(&repo_root().join("examples/specs/eks-existing.yaml"));
+    let catalog = dir.path().join("catalog-info.yaml");
+
+    // No cluster yet: stacks deploy, the catalog step names the problem.
+    let report = engine
+        .deploy(&specs, Some(&catalog), &ignore_events)
+        .await
+        .expect("apply runs");
+    assert!(report.stacks().all(|s| s.outcome == Outcome::Created));
+    assert!(!report.succeeded());
+    let why = report.catalog_error.clone().unwrap_or_default();
+    assert!(
+        why.contains("DescribeCluster") && why.contains("shared-dev-cluster"),
+        "{why}"
+    );
+    assert!(!catalog.exists(), "no catalog from an incomplete apply");
+
+    let clients = engine
+        .pool()
+        .clients(&target(DEV, "shared-dev"))
+        .await
+        .expect("clients");
+    clients
+        .eks
+        .create_cluster()
+        .name("shared-dev-cluster")
+        .role_arn("arn:aws:iam::123456789012:role/shared-dev-cluster-role")
+        .resources_vpc_config(
+            aws_sdk_eks::types::VpcConfigRequest::builder()
+                .subnet_ids("subnet-0123456789abcdef0")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateCluster through the EKS API");
+
+    proxy.reset();
+    let report = engine
+        .deploy(&specs, Some(&catalog), &ignore_events)
+        .await
+        .expect("apply");
+    assert!(report.succeeded(), "{report:#?}");
+    assert_eq!(proxy.count("GET /clusters"), 1, "{:?}", proxy.counts());
+    let e = &report.entities[0];
+    assert_eq!(e.metadata["clusterName"], "shared-dev-cluster");
+    assert_eq!(e.metadata["nodeType"], "existing");
+    let endpoint = e.metadata["clusterEndpoint"].as_str().unwrap_or_default();
+    assert!(endpoint.starts_with("https://"), "{e:#?}");
+    let issuer = e.metadata["clusterOidcIssuer"].as_str().unwrap_or_default();
+    assert!(issuer.starts_with("https://oidc.eks."), "{e:#?}");
+    let (code, verdicts) = backstage::validate(std::slice::from_ref(&catalog));
+    assert_eq!(code, Some(0), "{verdicts:#?}");
+}

@@ -255,6 +255,11 @@ pub fn plan(
         };
         if let Some(path) = out {
             plan.save(path)?;
+        } else if let Err(e) = engine.discard(&plan).await {
+            // A plan only shown is not kept: its change sets go.
+            progress.line(&format!(
+                "warning: could not delete the plan's change sets: {e}"
+            ));
         }
         Ok::<_, Error>(plan)
     });
@@ -390,7 +395,16 @@ pub fn apply(
                     } else {
                         "Apply these changes?"
                     };
-                    match confirm(q) {
+                    let answer = confirm(q);
+                    if !matches!(answer, Ok(true)) {
+                        // Not applied: leave no change sets behind.
+                        if let Err(e) = engine.discard(&plan).await {
+                            progress.line(&format!(
+                                "warning: could not delete the plan's change sets: {e}"
+                            ));
+                        }
+                    }
+                    match answer {
                         Ok(true) => {}
                         Ok(false) => return Ok(None),
                         Err(msg) => {

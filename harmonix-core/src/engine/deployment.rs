@@ -962,6 +962,53 @@ impl Engine {
         Ok((entities, written))
     }
 
+    /// Throw away a plan that will not be applied: delete its change sets,
+    /// and the empty stacks (`REVIEW_IN_PROGRESS`, no resources) that
+    /// CloudFormation made to hold the change sets of new stacks, so that
+    /// nothing is left behind. A stack that holds resources is never
+    /// deleted here. Returns how many change sets were discarded.
+    pub async fn discard(&self, plan: &DeploymentPlan) -> Result<usize, Error> {
+        let specs = SpecSet::from_embedded(&plan.specs, &self.registry)?;
+        let groups = self.groups(&specs)?;
+        let pairs = match_targets(plan, &groups)?;
+        let mut discarded = 0;
+        for (tp, g) in pairs {
+            if tp.plan.stacks.iter().all(|s| s.change_set_id.is_none()) {
+                continue;
+            }
+            let c = self.clients(&g.target).await?;
+            let cfn = &c.cloudformation;
+            let state = read_state(cfn).await?;
+            for ps in &tp.plan.stacks {
+                let Some(cs) = &ps.change_set_id else {
+                    continue;
+                };
+                let review_only = ps.action == ActionKind::Create
+                    && state.get(&ps.name).is_some_and(|st| {
+                        st.status == "REVIEW_IN_PROGRESS"
+                            && ps.change_set_stack_id.as_deref() == Some(st.stack_id.as_str())
+                    });
+                if review_only {
+                    let id = ps.change_set_stack_id.as_deref().unwrap_or(&ps.name);
+                    cfn.delete_stack()
+                        .stack_name(id)
+                        .send()
+                        .await
+                        .map_err(|e| EngineError::aws("DeleteStack", Some(&ps.name), e))?;
+                } else {
+                    cfn.delete_change_set()
+                        .change_set_name(cs)
+                        .stack_name(&ps.name)
+                        .send()
+                        .await
+                        .map_err(|e| EngineError::aws("DeleteChangeSet", Some(&ps.name), e))?;
+                }
+                discarded += 1;
+            }
+        }
+        Ok(discarded)
+    }
+
     /// Plan and apply in one go (no review step): what `harmonix apply
     /// FILE…` does after its confirmation.
     pub async fn deploy(

@@ -102,13 +102,26 @@ pub type StateMap = BTreeMap<String, StackState>;
 
 /// Read every stack of the client's account/region (all pages of
 /// `DescribeStacks`), skipping `DELETE_COMPLETE` ones.
+///
+/// Should two live stacks share a name (CloudFormation keeps names unique
+/// among live stacks; some emulators make a second `REVIEW_IN_PROGRESS`
+/// stack for a second `CREATE` change set), the one that holds resources
+/// wins, then the newest: the result never depends on listing order.
 pub async fn read_state(client: &Client) -> Result<StateMap, EngineError> {
-    Ok(describe_all(client)
-        .await?
-        .into_iter()
-        .filter(|s| s.status != "DELETE_COMPLETE")
-        .map(|s| (s.name.clone(), s))
-        .collect())
+    let mut map = StateMap::new();
+    for s in describe_all(client).await? {
+        if s.status == "DELETE_COMPLETE" {
+            continue;
+        }
+        let rank = |x: &StackState| (x.status != "REVIEW_IN_PROGRESS", x.last_updated.clone());
+        match map.get(&s.name) {
+            Some(old) if rank(old) >= rank(&s) => {}
+            _ => {
+                map.insert(s.name.clone(), s);
+            }
+        }
+    }
+    Ok(map)
 }
 
 /// Every stack `DescribeStacks` lists (all pages), deleted ones included
@@ -176,7 +189,9 @@ pub fn status_from_state(defs: &[StackDefinition], state: &StateMap) -> Vec<Stac
         .map(|d| {
             let st = state.get(&d.name).cloned();
             let drift = match &st {
+                // Only a change set waiting for review: nothing deployed.
                 None => Drift::Missing,
+                Some(s) if s.status == "REVIEW_IN_PROGRESS" => Drift::Missing,
                 Some(s) if s.in_sync_with(d) => Drift::InSync,
                 Some(_) => Drift::Drifted,
             };
