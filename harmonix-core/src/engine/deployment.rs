@@ -441,6 +441,27 @@ pub struct TargetStatus {
 ///
 /// Cheap to clone; every clone shares the client pool (credentials and API
 /// budgets) and the options.
+///
+/// ```no_run
+/// use harmonix_core::aws::{AwsOptions, ClientPool};
+/// use harmonix_core::engine::{Engine, EngineOptions, events::Event};
+/// use harmonix_core::{provider::Registry, spec::SpecSet};
+///
+/// # async fn run() -> Result<(), harmonix_core::Error> {
+/// let registry = Registry::builtin();
+/// let specs = SpecSet::load(&["envs/dev.yaml"], &registry)?;
+/// let pool = ClientPool::load(AwsOptions::default()).await?;
+/// let engine = Engine::new(pool, registry, EngineOptions::default());
+/// let progress = |e: &Event| eprintln!("{e:?}");
+/// let plan = engine.plan(&specs, &progress).await?; // review, save, load
+/// print!("{}", plan.render_diff(false));
+/// let report = engine
+///     .apply(&plan, Some("catalog-info.yaml".as_ref()), &progress)
+///     .await?;
+/// assert!(report.succeeded());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Engine {
     pool: ClientPool,
