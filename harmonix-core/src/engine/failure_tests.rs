@@ -507,3 +507,76 @@ async fn a_change_set_that_fails_at_planning_names_stack_and_reason() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn cancelling_starts_nothing_new_and_reports_what_did_not_run() {
+    let a = def_named("a", &[]);
+    let b = def_named("b", &["a"]);
+    let a_id = stack_id("a", 1);
+    let b_id = stack_id("b", 1);
+    let a_hash = a.content_hash();
+    let describe = {
+        let a_id = a_id.clone();
+        mock!(Client::describe_stacks)
+            .sequence()
+            .output(|| stacks(Vec::new()))
+            .times(2)
+            .output(move || {
+                stacks(vec![summary(
+                    "a",
+                    &a_id,
+                    StackStatus::CreateComplete,
+                    &a_hash,
+                    None,
+                )])
+            })
+            .build()
+    };
+    let create = mock!(Client::create_change_set)
+        .sequence()
+        .output(move || {
+            CreateChangeSetOutput::builder()
+                .id(CS_ID)
+                .stack_id(&a_id)
+                .build()
+        })
+        .output(move || {
+            CreateChangeSetOutput::builder()
+                .id(CS_ID)
+                .stack_id(&b_id)
+                .build()
+        })
+        .build();
+    let describe_cs =
+        mock!(Client::describe_change_set).then_output(|| ready(CfnAction::Add, "Queue"));
+    let execute =
+        mock!(Client::execute_change_set).then_output(|| ExecuteChangeSetOutput::builder().build());
+    let client = mock_client!(
+        aws_sdk_cloudformation,
+        RuleMode::MatchAny,
+        [&describe, &create, &describe_cs, &execute]
+    );
+    let (popts, aopts) = fast();
+    let p = plan(&[a, b], &client, &popts, &ignore_events)
+        .await
+        .expect("plan");
+    let cancel = aopts.cancel.clone();
+    // Ctrl-C while `a` runs.
+    let sink = move |e: &Event| {
+        if matches!(e, Event::Started { stack, .. } if stack == "a") {
+            cancel.cancel();
+        }
+    };
+    let report = apply(&p, &client, &aopts, &sink).await.expect("apply");
+    assert_eq!(
+        report.stack("a").map(|s| s.outcome.clone()),
+        Some(Outcome::Created),
+        "the running stack is awaited"
+    );
+    assert_eq!(
+        report.stack("b").map(|s| s.outcome.clone()),
+        Some(Outcome::Cancelled)
+    );
+    assert!(!report.succeeded());
+    assert_eq!(execute.num_calls(), 1);
+}
