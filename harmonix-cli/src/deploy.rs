@@ -88,6 +88,7 @@ impl EngineArgs {
     fn aws_options(&self) -> AwsOptions {
         AwsOptions {
             endpoint_url: self.endpoint_url.clone(),
+            region: None,
             pipeline_role: self.pipeline_role.clone(),
             session: SessionOptions {
                 duration: Duration::from_secs(self.session_duration),

@@ -25,6 +25,10 @@ pub struct AwsOptions {
     /// resolved AWS endpoints; `None` keeps what the standard chain says
     /// (which honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`).
     pub endpoint_url: Option<String>,
+    /// Region of the base configuration (where STS is called for the
+    /// first role of the chain); `None` keeps the standard chain's
+    /// (`AWS_REGION`, profile). Targets always use their own region.
+    pub region: Option<String>,
     /// Optional intermediate role (ARN) assumed with the base credentials
     /// before the environment role, e.g. a central deployment role that
     /// is the only principal trusted by every environment role.
@@ -47,6 +51,7 @@ impl fmt::Debug for AwsOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AwsOptions")
             .field("endpoint_url", &self.endpoint_url)
+            .field("region", &self.region)
             .field("pipeline_role", &self.pipeline_role)
             .field("session", &self.session)
             .field("caller", &self.caller)

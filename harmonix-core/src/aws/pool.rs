@@ -119,6 +119,9 @@ impl ClientPool {
         if let Some(url) = &opts.endpoint_url {
             loader = loader.endpoint_url(url);
         }
+        if let Some(region) = &opts.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
         let base = loader.load().await;
         Self::from_sdk_config(base, opts)
     }

@@ -487,6 +487,15 @@ impl Engine {
         }
     }
 
+    /// A clone whose applies are cancelled through `token` (see
+    /// [`ApplyOptions::cancel`]), e.g. one token per call in a binding.
+    #[must_use]
+    pub fn with_cancel(&self, token: tokio_util::sync::CancellationToken) -> Self {
+        let mut e = self.clone();
+        e.opts.apply.cancel = token;
+        e
+    }
+
     /// The client pool.
     pub fn pool(&self) -> &ClientPool {
         &self.pool
@@ -1220,4 +1229,29 @@ fn match_targets<'p, 'g, 's>(
 /// directory.
 pub fn default_catalog_path() -> PathBuf {
     PathBuf::from("catalog-info.yaml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: T) {}
+
+    /// The engine's futures can be spawned on a multi-threaded runtime (the
+    /// bindings do): checked by the compiler.
+    #[test]
+    fn engine_futures_are_send() {
+        fn check(e: &Engine, s: &SpecSet, p: &DeploymentPlan, sink: EventSink<'_>) {
+            assert_send(e.plan(s, sink));
+            assert_send(e.plan_destroy(s, sink));
+            assert_send(e.apply(p, None, sink));
+            assert_send(e.deploy(s, None, sink));
+            assert_send(e.destroy(s, sink));
+            assert_send(e.status(s));
+            assert_send(e.catalog(s, None, sink));
+            assert_send(e.discard(p));
+            assert_send(e.bootstrap(s));
+        }
+        let _ = check;
+    }
 }

@@ -671,25 +671,39 @@ pub(crate) async fn plan_with_state(
     for def in defs {
         decided.push((def, decide(def, state.get(&def.name))?));
     }
-    let planned: Vec<PlannedStack> = futures_util::stream::iter(decided)
-        .map(|(def, decision)| async move {
-            let ps = match decision {
-                Decision::Done(ps) => *ps,
-                Decision::ChangeSet(kind) => {
-                    plan_change_set(def, state.get(&def.name), kind, client, opts, events).await?
-                }
-            };
-            events(&Event::Planned {
-                stack: ps.name.clone(),
-                action: ps.action,
-                changes: ps.changes.len(),
-            });
-            Ok::<_, EngineError>(ps)
-        })
+    // Futures made from a named `async fn` (not an async closure) keep
+    // the whole plan future `Send`, so bindings can spawn it.
+    let futures: Vec<_> = decided
+        .into_iter()
+        .map(|(def, decision)| plan_one(def, decision, state, client, opts, events))
+        .collect();
+    let planned: Vec<PlannedStack> = futures_util::stream::iter(futures)
         .buffered(opts.concurrency.max(1))
         .try_collect()
         .await?;
     Ok(planned)
+}
+
+async fn plan_one(
+    def: &StackDefinition,
+    decision: Decision,
+    state: &StateMap,
+    client: &Client,
+    opts: &PlanOptions,
+    events: EventSink<'_>,
+) -> Result<PlannedStack, EngineError> {
+    let ps = match decision {
+        Decision::Done(ps) => *ps,
+        Decision::ChangeSet(kind) => {
+            plan_change_set(def, state.get(&def.name), kind, client, opts, events).await?
+        }
+    };
+    events(&Event::Planned {
+        stack: ps.name.clone(),
+        action: ps.action,
+        changes: ps.changes.len(),
+    });
+    Ok(ps)
 }
 
 async fn plan_change_set(

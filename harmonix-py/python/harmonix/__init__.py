@@ -1,0 +1,131 @@
+"""Harmonix: provision AWS environments for an internal developer platform
+and describe them to Backstage.
+
+    import harmonix
+
+    specs = harmonix.load("envs/dev.yaml")          # or loads(text), from_dict(d)
+    engine = harmonix.Engine(concurrency=4)         # AsyncEngine for asyncio
+    plan = engine.plan(specs, on_event=print)
+    print(plan.diff())
+    report = engine.apply(plan, catalog_path="catalog-info.yaml")
+
+Errors derive from :class:`HarmonixError` (``.code`` is stable, e.g.
+``HARMONIX_PLAN_STALE``)."""
+
+from ._api import (
+    AsyncEngine,
+    Engine,
+    EventCallback,
+    Plan,
+    Specs,
+    from_dict,
+    load,
+    loads,
+    render,
+    schema,
+    validate,
+    version,
+)
+from ._harmonix import (
+    AwsError,
+    CancelledError,
+    CatalogError,
+    CredentialsError,
+    FileError,
+    HarmonixError,
+    InvalidInputError,
+    InvalidPlanError,
+    LockHeldError,
+    PlanStaleError,
+    StackFailedError,
+    StackNotReadyError,
+    ValidationError,
+    WaitTimeoutError,
+)
+from ._types import (
+    ApplyReport,
+    CatalogResult,
+    CatalogWritten,
+    ChangeSetReady,
+    Event,
+    Finished,
+    Locked,
+    Planned,
+    PlannedStack,
+    PlanSummary,
+    ResourceChange,
+    ResourceProgress,
+    Skipped,
+    Stack,
+    StackDone,
+    StackFailed,
+    StackResult,
+    StackState,
+    StackStatus,
+    Started,
+    TargetPlan,
+    TargetResult,
+    TargetStatus,
+    UnknownEvent,
+    ValidationIssue,
+    Waiting,
+    Warning,
+)
+
+__version__ = version()
+
+__all__ = [
+    "ApplyReport",
+    "AsyncEngine",
+    "AwsError",
+    "CancelledError",
+    "CatalogError",
+    "CatalogResult",
+    "CatalogWritten",
+    "ChangeSetReady",
+    "CredentialsError",
+    "Engine",
+    "Event",
+    "EventCallback",
+    "FileError",
+    "Finished",
+    "HarmonixError",
+    "InvalidInputError",
+    "InvalidPlanError",
+    "LockHeldError",
+    "Locked",
+    "Plan",
+    "PlanStaleError",
+    "PlanSummary",
+    "Planned",
+    "PlannedStack",
+    "ResourceChange",
+    "ResourceProgress",
+    "Skipped",
+    "Specs",
+    "Stack",
+    "StackDone",
+    "StackFailed",
+    "StackFailedError",
+    "StackNotReadyError",
+    "StackResult",
+    "StackState",
+    "StackStatus",
+    "Started",
+    "TargetPlan",
+    "TargetResult",
+    "TargetStatus",
+    "UnknownEvent",
+    "ValidationError",
+    "ValidationIssue",
+    "WaitTimeoutError",
+    "Waiting",
+    "Warning",
+    "from_dict",
+    "load",
+    "loads",
+    "render",
+    "schema",
+    "validate",
+    "version",
+]
