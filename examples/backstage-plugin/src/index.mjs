@@ -3,7 +3,9 @@
 export { default } from './module.mjs';
 export {
   createHarmonixScaffolderModule,
+  engineOptionsFromConfig,
+  lazyEngine,
   scaffolderModuleHarmonix,
-  unimplementedEngine,
 } from './module.mjs';
-export { createHarmonixActions, PLAN_ACTION_ID, PROVISION_ACTION_ID } from './actions.mjs';
+export { createHarmonixActions, logEvents, PLAN_ACTION_ID, PROVISION_ACTION_ID } from './actions.mjs';
+export { formSchema, specJsonSchema, specZod } from './schema.mjs';

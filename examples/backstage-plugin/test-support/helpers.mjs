@@ -1,36 +1,39 @@
-// Shared test helpers: a fake Harmonix engine, a capturing logger and a temp workspace.
+// Shared test helpers: example specs, the Backstage catalog validator, a
+// capturing logger and a temp workspace.
 import { mock } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 
-export const ecsSpec = {
-  providers: [
-    {
-      kind: 'ecs',
-      name: 'payments-dev',
-      owner: 'group:payments',
-      account: '123456789012',
-      region: 'us-east-1',
-    },
-  ],
-};
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-/** A fake engine whose plan/apply record their calls. */
-export function fakeEngine() {
-  return {
-    plan: mock.fn(async (/** @type {any} */ spec) => ({
-      entityRef: `awsenvironmentprovider:default/${spec.providers[0].name}`,
-      changes: [
-        { stack: `opa-${spec.providers[0].name}-environment`, action: /** @type {const} */ ('create') },
-        { stack: 'opa-unchanged-environment', action: /** @type {const} */ ('none') },
-      ],
-    })),
-    apply: mock.fn(async (/** @type {any} */ spec) => ({
-      entityRef: `awsenvironmentprovider:default/${spec.providers[0].name}`,
-      outputs: { ClusterName: `opa-${spec.providers[0].name}-cluster`, VpcId: 'vpc-0123456789abcdef0' },
-    })),
-  };
+/**
+ * An example spec (examples/specs/NAME) as the object a form produces.
+ * @param {string} name
+ * @param {{ existingVpc?: boolean }} [opts]
+ * @returns {any}
+ */
+export function exampleSpec(name, { existingVpc = false } = {}) {
+  const spec = parse(readFileSync(join(REPO, 'examples', 'specs', name), 'utf8'));
+  if (existingVpc) {
+    for (const p of spec.providers) p.vpc = { mode: 'existing', id: 'vpc-0123456789abcdef0' };
+  }
+  return spec;
+}
+
+/**
+ * Validate catalog files with Backstage's own model (tests/node/validate-catalog.mjs).
+ * @param {string} file
+ */
+export function validateCatalog(file) {
+  const dir = join(REPO, 'tests', 'node');
+  const out = spawnSync(process.execPath, [join(dir, 'validate-catalog.mjs'), file], { cwd: dir, encoding: 'utf8' });
+  const verdicts = out.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return { code: out.status, verdicts, stderr: out.stderr };
 }
 
 /**

@@ -1,20 +1,21 @@
-// Runs the Harmonix action handlers with createMockActionContext under node:test.
+// The Harmonix actions run by the scaffolder's mock context against the
+// local AWS emulator, through the real @harmonix/node addon: a real
+// provision of the example ECS spec whose catalog entity Backstage's own
+// model validates.
 import '../test-support/jest-shim.mjs'; // must come before any Backstage test utility
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { validate } from 'jsonschema';
 import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
-import { createHarmonixActions, PLAN_ACTION_ID, PROVISION_ACTION_ID } from '../src/actions.mjs';
-import { captureLogger, ecsSpec, fakeEngine, messages, outputsOf, tempWorkspace } from '../test-support/helpers.mjs';
 
-/** @type {{ dir: string, cleanup: () => Promise<void> }} */
-let ws;
-before(async () => {
-  ws = await tempWorkspace();
-});
-after(async () => {
-  await ws.cleanup();
-});
+import { createHarmonixActions, PLAN_ACTION_ID, PROVISION_ACTION_ID } from '../src/actions.mjs';
+import { lazyEngine } from '../src/module.mjs';
+import { captureLogger, exampleSpec, messages, outputsOf, tempWorkspace, validateCatalog } from '../test-support/helpers.mjs';
+import { startEmulator, useDummyCredentials } from '../../../harmonix-node/test-support/emulator.mjs';
+
+useDummyCredentials();
 
 /** @param {any[]} actions @param {string} id */
 function byId(actions, id) {
@@ -23,146 +24,127 @@ function byId(actions, id) {
   return action;
 }
 
-describe('createHarmonixActions', () => {
-  it('returns the plan and provision actions with JSON Schemas built from zod', () => {
-    const actions = createHarmonixActions({ engine: fakeEngine() });
-    assert.deepEqual(
-      actions.map((a) => a.id),
-      [PLAN_ACTION_ID, PROVISION_ACTION_ID],
-    );
+/** @type {{ url: string, stop: () => Promise<unknown> }} */
+let emu;
+/** @type {any[]} */
+let actions;
+before(async () => {
+  emu = await startEmulator();
+  const engine = lazyEngine({ endpointUrl: emu.url, caller: 'backstage-test', pollIntervalSeconds: [0.02, 0.2] });
+  actions = createHarmonixActions({ engine });
+});
+after(async () => {
+  await emu.stop();
+});
+
+describe('action schemas', () => {
+  it('are derived from the Harmonix spec schema and accept the examples', () => {
     for (const action of actions) {
-      assert.equal(typeof action.handler, 'function');
       assert.equal(action.supportsDryRun, true);
-      // createTemplateAction replaced the zod factories by JSON Schema.
-      assert.equal(action.schema.input.type, 'object');
-      assert.deepEqual(action.schema.input.required, ['spec']);
-      assert.equal(action.schema.input.properties.spec.type, 'object');
-      assert.deepEqual(action.schema.input.properties.spec.properties.providers.items.properties.kind.enum, [
-        'ecs',
-        'ecs-ec2',
-        'eks',
-        'serverless',
-      ]);
-      assert.deepEqual(Object.keys(action.schema.output.properties).sort(), ['entityRef', 'outputs']);
+      const spec = action.schema.input.properties.spec;
+      assert.deepEqual(spec.properties.providers.items.properties.kind.enum, ['ecs', 'ecs-ec2', 'eks', 'serverless']);
+      for (const name of ['ecs.yaml', 'eks-existing.yaml', 'multi.yaml', 'serverless.yaml']) {
+        const result = validate({ spec: exampleSpec(name) }, action.schema.input);
+        assert.equal(result.valid, true, `${name}: ${result.errors.join(', ')}`);
+      }
+      // What the scaffolder runner checks before calling the handler.
+      assert.equal(validate({}, action.schema.input).valid, false);
+      const bad = exampleSpec('ecs.yaml');
+      bad.providers[0].kind = 'lambda';
+      assert.equal(validate({ spec: bad }, action.schema.input).valid, false);
+      bad.providers[0].kind = 'ecs';
+      bad.providers[0].colour = 'blue';
+      assert.equal(validate({ spec: bad }, action.schema.input).valid, false, 'unknown fields are refused');
+    }
+  });
+});
+
+describe('harmonix:environment:provision and plan on the emulator', () => {
+  it('provisions the example ECS spec and writes a valid catalog entity', async () => {
+    const ws = await tempWorkspace();
+    try {
+      const logger = captureLogger();
+      const ctx = createMockActionContext({ input: { spec: exampleSpec('ecs.yaml') }, workspacePath: ws.dir, logger });
+      await byId(actions, PROVISION_ACTION_ID).handler(ctx);
+      const out = outputsOf(ctx);
+      assert.equal(out.entityRef, 'awsenvironmentprovider:default/payments-dev');
+      assert.deepEqual(out.entityRefs, ['awsenvironmentprovider:default/payments-dev']);
+      assert.equal(out.catalogPath, 'catalog-info.yaml');
+      assert.ok(out.outputs['opa-payments-dev-environment'], JSON.stringify(out.outputs));
+      const logs = messages(logger.info);
+      assert.ok(logs.some((m) => m.includes('+ Vpc (AWS::EC2::VPC) create')), logs.join('\n'));
+      assert.ok(logs.includes('✓ opa-payments-dev-environment CREATE_COMPLETE'), logs.join('\n'));
+      assert.ok(logs.some((m) => m.startsWith('catalog ') && m.endsWith(' created')), logs.join('\n'));
+
+      const file = join(ws.dir, 'catalog-info.yaml');
+      const { code, verdicts, stderr } = validateCatalog(file);
+      assert.equal(code, 0, `${stderr}\n${JSON.stringify(verdicts, null, 2)}`);
+      assert.deepEqual(
+        verdicts.map((v) => [v.kind, v.name, v.ok]),
+        [['AWSEnvironmentProvider', 'payments-dev', true]],
+      );
+
+      // Planning it again: no changes.
+      const planLogger = captureLogger();
+      const planCtx = createMockActionContext({ input: { spec: exampleSpec('ecs.yaml') }, workspacePath: ws.dir, logger: planLogger });
+      await byId(actions, PLAN_ACTION_ID).handler(planCtx);
+      const planned = outputsOf(planCtx);
+      assert.equal(planned.noChanges, true);
+      assert.match(planned.diff, /No changes\./);
+      assert.deepEqual(planned.summary, { add: 0, change: 0, destroy: 0, stacksToChange: 0 });
+    } finally {
+      await ws.cleanup();
     }
   });
 
-  it('input schema accepts a spec and rejects bad input (what the scaffolder runner checks)', () => {
-    const [plan] = createHarmonixActions({ engine: fakeEngine() });
-    // NunjucksWorkflowRunner validates rendered step input with
-    // jsonschema.validate(input, action.schema.input) before calling the handler.
-    assert.equal(validate({ spec: ecsSpec }, plan.schema.input).valid, true);
-    assert.equal(validate({}, plan.schema.input).valid, false);
-    assert.equal(validate({ spec: { providers: [] } }, plan.schema.input).valid, false);
-    assert.equal(
-      validate({ spec: { providers: [{ kind: 'lambda', name: 'x' }] } }, plan.schema.input).valid,
-      false,
-    );
-  });
-});
-
-describe(PLAN_ACTION_ID, () => {
-  it('plans through the engine, logs each change and sets outputs', async () => {
-    const engine = fakeEngine();
-    const [plan] = createHarmonixActions({ engine });
-    const logger = captureLogger();
-    const ctx = createMockActionContext({
-      input: { spec: ecsSpec },
-      workspacePath: ws.dir,
-      logger,
-    });
-
-    await plan.handler(ctx);
-
-    assert.equal(engine.plan.mock.callCount(), 1);
-    assert.deepEqual(engine.plan.mock.calls[0].arguments, [ecsSpec]);
-    assert.equal(engine.apply.mock.callCount(), 0);
-    assert.deepEqual(messages(logger.info), [
-      'Planning Harmonix environment providers: payments-dev',
-      'create opa-payments-dev-environment',
-      '1 stack(s) to change',
-    ]);
-    assert.deepEqual(outputsOf(ctx), {
-      entityRef: 'awsenvironmentprovider:default/payments-dev',
-      outputs: { changes: 1, summary: '1 stack(s) to change' },
-    });
+  it('a dry run only plans', async () => {
+    const ws = await tempWorkspace();
+    try {
+      const spec = exampleSpec('serverless.yaml', { existingVpc: true });
+      const base = createMockActionContext({ input: { spec }, workspacePath: ws.dir, logger: captureLogger() });
+      const ctx = { ...base, isDryRun: true };
+      await byId(actions, PROVISION_ACTION_ID).handler(ctx);
+      assert.equal(outputsOf(ctx).entityRef, 'awsenvironmentprovider:default/orders-dev');
+      assert.equal(existsSync(join(ws.dir, 'catalog-info.yaml')), false);
+      // Nothing was deployed, and the plan's change sets were discarded.
+      const planCtx = createMockActionContext({ input: { spec }, workspacePath: ws.dir, logger: captureLogger() });
+      await byId(actions, PLAN_ACTION_ID).handler(planCtx);
+      assert.equal(outputsOf(planCtx).noChanges, false);
+      assert.equal(outputsOf(planCtx).summary.stacksToChange, 1);
+    } finally {
+      await ws.cleanup();
+    }
   });
 
-  it('works with the default (winston) ctx.logger of createMockActionContext', async () => {
-    const [plan] = createHarmonixActions({ engine: fakeEngine() });
-    const ctx = createMockActionContext({ input: { spec: ecsSpec }, workspacePath: ws.dir });
-    await plan.handler(ctx);
-    assert.equal(ctx.output.mock.callCount(), 2);
-    // The mock context's other fields behave as documented.
-    assert.equal(ctx.workspacePath, ws.dir);
-    assert.equal(await ctx.createTemporaryDirectory(), ws.dir); // jest.fn().mockResolvedValue
-    assert.equal(ctx.task.id, 'mock-task-id');
-    assert.equal(await ctx.checkpoint({ key: 'k', fn: async () => 42 }), 42);
-  });
-});
-
-describe(PROVISION_ACTION_ID, () => {
-  it('applies through the engine and outputs entityRef and stack outputs', async () => {
-    const engine = fakeEngine();
-    const [, provision] = createHarmonixActions({ engine });
-    const logger = captureLogger();
-    const ctx = createMockActionContext({
-      input: { spec: ecsSpec },
-      workspacePath: ws.dir,
-      logger,
-    });
-
-    await provision.handler(ctx);
-
-    assert.equal(engine.apply.mock.callCount(), 1);
-    assert.deepEqual(engine.apply.mock.calls[0].arguments, [ecsSpec]);
-    assert.equal(engine.plan.mock.callCount(), 0);
-    assert.deepEqual(messages(logger.info), [
-      'Provisioning Harmonix environment providers: payments-dev',
-      'Provisioned awsenvironmentprovider:default/payments-dev',
-    ]);
-    assert.deepEqual(outputsOf(ctx), {
-      entityRef: 'awsenvironmentprovider:default/payments-dev',
-      outputs: { ClusterName: 'opa-payments-dev-cluster', VpcId: 'vpc-0123456789abcdef0' },
-    });
+  it('an invalid spec fails the task with every field path', async () => {
+    const ws = await tempWorkspace();
+    try {
+      const spec = exampleSpec('ecs.yaml');
+      spec.providers[0].vpc.cidr = '10.0.0.0/8';
+      spec.providers[0].region = 'us-east-9';
+      const ctx = createMockActionContext({ input: { spec }, workspacePath: ws.dir, logger: captureLogger() });
+      await assert.rejects(byId(actions, PROVISION_ACTION_ID).handler(ctx), (e) => {
+        assert.equal(e.code, 'HARMONIX_VALIDATION');
+        assert.match(e.message, /providers\[0\]\.vpc\.cidr = "10\.0\.0\.0\/8"/);
+        assert.match(e.message, /providers\[0\]\.region = "us-east-9"/);
+        return true;
+      });
+    } finally {
+      await ws.cleanup();
+    }
   });
 
-  it('only plans in a dry run', async () => {
-    const engine = fakeEngine();
-    const [, provision] = createHarmonixActions({ engine });
-    const logger = captureLogger();
-    // createMockActionContext does not take isDryRun: set it on the result.
-    const ctx = {
-      ...createMockActionContext({ input: { spec: ecsSpec }, workspacePath: ws.dir, logger }),
-      isDryRun: true,
-    };
-
-    await provision.handler(ctx);
-
-    assert.equal(engine.apply.mock.callCount(), 0);
-    assert.equal(engine.plan.mock.callCount(), 1);
-    assert.deepEqual(messages(logger.info), ['Dry run: planning only for payments-dev']);
-    assert.deepEqual(outputsOf(ctx), {
-      entityRef: 'awsenvironmentprovider:default/payments-dev',
-      outputs: {},
-    });
-  });
-
-  it('handler does not validate input itself and propagates engine errors', async () => {
-    const engine = fakeEngine();
-    engine.apply.mock.mockImplementation(async () => {
-      throw new Error('stack rollback');
-    });
-    const [, provision] = createHarmonixActions({ engine });
-    // Input that violates the schema still reaches the handler when called
-    // directly: validation is the runner's job, not createTemplateAction's.
-    const ctx = createMockActionContext({
-      input: { spec: { providers: [{ kind: 'lambda', name: 'Bad_Name' }] } },
-      workspacePath: ws.dir,
-      logger: captureLogger(),
-    });
-    await assert.rejects(provision.handler(ctx), /stack rollback/);
-    assert.equal(engine.apply.mock.callCount(), 1);
-    assert.equal(ctx.output.mock.callCount(), 0);
+  it('refuses a catalog path outside the workspace', async () => {
+    const ws = await tempWorkspace();
+    try {
+      const ctx = createMockActionContext({
+        input: { spec: exampleSpec('ecs.yaml'), catalogPath: '../escape.yaml' },
+        workspacePath: ws.dir,
+        logger: captureLogger(),
+      });
+      await assert.rejects(byId(actions, PROVISION_ACTION_ID).handler(ctx), /leaves the workspace/);
+    } finally {
+      await ws.cleanup();
+    }
   });
 });

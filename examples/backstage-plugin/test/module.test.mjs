@@ -7,11 +7,10 @@ import { startTestBackend } from '@backstage/backend-test-utils';
 import { scaffolderActionsExtensionPoint } from '@backstage/plugin-scaffolder-node';
 import defaultFeature, {
   createHarmonixScaffolderModule,
+  engineOptionsFromConfig,
   scaffolderModuleHarmonix,
-  unimplementedEngine,
 } from '../src/index.mjs';
 import { PLAN_ACTION_ID, PROVISION_ACTION_ID } from '../src/actions.mjs';
-import { fakeEngine } from '../test-support/helpers.mjs';
 
 describe('scaffolder module harmonix', () => {
   it('is a backend feature and the package default export', () => {
@@ -23,7 +22,7 @@ describe('scaffolder module harmonix', () => {
     const addActions = mock.fn();
     const backend = await startTestBackend({
       extensionPoints: [[scaffolderActionsExtensionPoint, { addActions }]],
-      features: [createHarmonixScaffolderModule({ engine: fakeEngine() })],
+      features: [createHarmonixScaffolderModule()],
     });
     try {
       assert.equal(addActions.mock.callCount(), 1);
@@ -37,8 +36,23 @@ describe('scaffolder module harmonix', () => {
     }
   });
 
-  it('the default engine fails clearly until the Node addon exists', async () => {
-    await assert.rejects(unimplementedEngine.plan({}), /not available yet/);
-    await assert.rejects(unimplementedEngine.apply({}), /not available yet/);
+  it('reads the engine options from app-config (harmonix section)', () => {
+    /** @type {any} */
+    const config = {
+      getOptionalConfig: (/** @type {string} */ key) =>
+        key === 'harmonix'
+          ? {
+              getOptionalString: (/** @type {string} */ k) =>
+                ({ endpointUrl: 'http://127.0.0.1:5000', region: 'eu-west-1' })[k],
+              getOptionalNumber: (/** @type {string} */ k) => ({ concurrency: 2 })[k],
+              getOptionalBoolean: () => undefined,
+            }
+          : undefined,
+    };
+    const o = engineOptionsFromConfig(config);
+    assert.equal(o.endpointUrl, 'http://127.0.0.1:5000');
+    assert.equal(o.region, 'eu-west-1');
+    assert.equal(o.concurrency, 2);
+    assert.equal(o.caller, 'backstage');
   });
 });

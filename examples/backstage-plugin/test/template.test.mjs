@@ -16,22 +16,32 @@ import {
   SchemaValidEntityPolicy,
 } from '@backstage/catalog-model';
 import { templateEntityV1beta3Validator } from '@backstage/plugin-scaffolder-common';
+import harmonix from '@harmonix/node';
+
 import { createHarmonixActions } from '../src/actions.mjs';
-import { fakeEngine } from '../test-support/helpers.mjs';
+import { templateYaml } from '../src/template.mjs';
 
 const templateUrl = new URL('../templates/harmonix-environment.yaml', import.meta.url);
 const loadTemplate = async () => parse(await readFile(templateUrl, 'utf8'));
 
 /** Sample form values, as the frontend would submit them. */
 const formValues = {
-  name: 'payments-dev',
-  kind: 'ecs',
-  owner: 'group:default/payments',
-  account: '123456789012',
-  region: 'us-east-1',
-  environmentRole: 'arn:aws:iam::123456789012:role/opa-envprovisioning-role',
-  cidr: '10.0.0.0/24',
+  provider: {
+    kind: 'ecs',
+    name: 'payments-dev',
+    owner: 'group:default/payments',
+    account: '123456789012',
+    region: 'us-east-1',
+    environmentRole: 'arn:aws:iam::123456789012:role/opa-envprovisioning-role',
+    platformRole: 'arn:aws:iam::111111111111:role/opa-platform-role',
+    pipelineRole: 'arn:aws:iam::111111111111:role/opa-pipeline-role',
+    vpc: { mode: 'new', cidr: '10.0.0.0/24' },
+    ecs: { containerInsights: true },
+  },
 };
+
+/** An engine that must not be used: these tests never run a handler. */
+const noEngine = () => Promise.reject(new Error('not used'));
 
 /**
  * Strip `ui:*` keys the way @backstage/plugin-scaffolder-react's
@@ -69,6 +79,20 @@ function render(value, parameters) {
 }
 
 describe('templates/harmonix-environment.yaml', () => {
+  it('is generated from the Harmonix spec schema (npm run generate)', async () => {
+    assert.equal(await readFile(templateUrl, 'utf8'), templateYaml());
+    const { spec } = await loadTemplate();
+    const provider = spec.parameters[0].properties.provider;
+    const schema = harmonix.schema();
+    const providerSpec = /** @type {any} */ (schema).$defs.ProviderSpec;
+    for (const field of ['kind', 'name', 'owner', 'account', 'region', 'environmentRole', 'vpc', 'tags']) {
+      assert.ok(provider.properties[field], `form has ${field}`);
+      assert.equal(provider.properties[field].description, providerSpec.properties[field].description);
+    }
+    const sections = provider.dependencies.kind.oneOf.map((/** @type {any} */ o) => Object.keys(o.properties));
+    assert.deepEqual(sections, [['kind', 'ecs'], ['kind', 'ecs'], ['kind', 'eks'], ['kind', 'serverless']]);
+  });
+
   it('passes the catalog entity policies and the Template v1beta3 kind validator', async () => {
     const entity = await loadTemplate();
     const policies = EntityPolicies.allOf([
@@ -101,7 +125,7 @@ describe('templates/harmonix-environment.yaml', () => {
   it('each parameters page is a JSON Schema object once ui:* keys are extracted', async () => {
     const { spec } = await loadTemplate();
     assert.ok(Array.isArray(spec.parameters));
-    const ajv = new Ajv({ strict: true, allErrors: true });
+    const ajv = new Ajv({ strict: true, allErrors: true, strictTypes: false });
     for (const page of spec.parameters) {
       assert.equal(typeof page.title, 'string');
       assert.ok(Array.isArray(page.required));
@@ -111,12 +135,14 @@ describe('templates/harmonix-environment.yaml', () => {
       assert.equal(validatePage(formValues), true, JSON.stringify(validatePage.errors));
       assert.equal(validate(formValues, page).valid, true);
     }
-    assert.equal(validate({ ...formValues, account: '12345' }, spec.parameters[1]).valid, false);
+    const noAccount = { provider: { ...formValues.provider } };
+    delete (/** @type {any} */ (noAccount.provider)).account;
+    assert.equal(validate(noAccount, spec.parameters[0]).valid, false);
   });
 
-  it('rendered step inputs satisfy the Harmonix actions input schemas', async () => {
+  it('rendered step inputs are valid Harmonix specs and satisfy the actions input schemas', async () => {
     const { spec } = await loadTemplate();
-    const actions = new Map(createHarmonixActions({ engine: fakeEngine() }).map((a) => [a.id, a]));
+    const actions = new Map(createHarmonixActions({ engine: noEngine }).map((a) => [a.id, a]));
     assert.deepEqual(
       spec.steps.map((/** @type {any} */ s) => s.action),
       ['harmonix:environment:plan', 'harmonix:environment:provision'],
@@ -128,6 +154,8 @@ describe('templates/harmonix-environment.yaml', () => {
       assert.equal(input.spec.providers[0].account, '123456789012');
       const result = validate(input, /** @type {any} */ (action.schema).input);
       assert.equal(result.valid, true, result.errors.join(', '));
+      // ...and the core itself accepts the spec the form produces.
+      assert.deepEqual(harmonix.validate(input.spec), []);
     }
   });
 });
