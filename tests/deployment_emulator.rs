@@ -330,6 +330,8 @@ async fn pipeline_flow_on_the_emulator() {
     assert_eq!(proxy.count("ExecuteChangeSet"), 0);
 
     // --- a second apply on a locked environment is refused ---------------
+    // (a change of shop-dev-ecs; environments without changes are not
+    // locked.)
     let other = LockManager::new(dev.dynamodb.clone(), LOCK_TABLE);
     let foreign = Holder {
         id: "other-run".to_owned(),
@@ -340,13 +342,24 @@ async fn pipeline_flow_on_the_emulator() {
     };
     let held = other
         .acquire(
-            "123456789012/us-east-1/opa-shop-dev-api",
+            "123456789012/us-east-1/opa-shop-dev-ecs",
             foreign,
             Duration::from_mins(1),
         )
         .await
         .expect("foreign lock");
-    let again = engine.plan(&specs, &ignore_events).await.expect("plan");
+    let locked_edit = spec_file(dir.path(), |t| {
+        t.replacen(
+            "    name: shop-dev-ecs\n",
+            "    name: shop-dev-ecs\n    logRetentionDays: 14\n",
+            1,
+        )
+    });
+    let again = engine
+        .plan(&load(&locked_edit), &ignore_events)
+        .await
+        .expect("plan");
+    assert!(!again.is_noop(), "{}", again.render_diff(false));
     proxy.reset();
     let err = engine
         .apply(&again, None, &ignore_events)

@@ -178,13 +178,12 @@ async fn engine(
     args: &EngineArgs,
     command: String,
     cancel: CancellationToken,
+    entities: bool,
 ) -> Result<Engine, Error> {
     let pool = ClientPool::load(args.aws_options()).await?;
-    Ok(Engine::new(
-        pool,
-        ctx.registry.clone(),
-        args.engine_options(command, cancel),
-    ))
+    let mut opts = args.engine_options(command, cancel);
+    opts.entities = entities;
+    Ok(Engine::new(pool, ctx.registry.clone(), opts))
 }
 
 fn command_line() -> String {
@@ -247,7 +246,7 @@ pub fn plan(
     };
     let progress = leak(Progress::new(ctx.format));
     let result = rt.block_on(async {
-        let engine = engine(ctx, args, command_line(), CancellationToken::new()).await?;
+        let engine = engine(ctx, args, command_line(), CancellationToken::new(), true).await?;
         let sink = |e: &Event| progress.event(e);
         let plan = if destroy {
             engine.plan_destroy(&specs, &sink).await?
@@ -378,7 +377,7 @@ pub fn apply(
     let cancel = CancellationToken::new();
     let result = rt.block_on(async {
         watch_ctrl_c(cancel.clone(), progress);
-        let engine = engine(ctx, args, command_line(), cancel.clone()).await?;
+        let engine = engine(ctx, args, command_line(), cancel.clone(), catalog.is_some()).await?;
         let sink = |e: &Event| progress.event(e);
         let plan = match (&input, &specs) {
             (ApplyInput::Plan(path), _) => DeploymentPlan::load(path)?,
@@ -552,7 +551,7 @@ pub fn status(ctx: &Context, args: &EngineArgs, files: &[PathBuf]) -> bool {
         }
     };
     let result = rt.block_on(async {
-        let engine = engine(ctx, args, command_line(), CancellationToken::new()).await?;
+        let engine = engine(ctx, args, command_line(), CancellationToken::new(), true).await?;
         engine.status(&specs).await
     });
     let targets = match result {
@@ -620,7 +619,7 @@ pub fn catalog(ctx: &Context, args: &EngineArgs, files: &[PathBuf], out: &Path) 
     };
     let progress = Progress::new(ctx.format);
     let result = rt.block_on(async {
-        let engine = engine(ctx, args, command_line(), CancellationToken::new()).await?;
+        let engine = engine(ctx, args, command_line(), CancellationToken::new(), true).await?;
         let sink = |e: &Event| progress.event(e);
         engine.catalog(&specs, Some(out), &sink).await
     });
@@ -664,7 +663,7 @@ pub fn bootstrap(ctx: &Context, args: &EngineArgs, files: &[PathBuf]) -> bool {
         }
     };
     let result = rt.block_on(async {
-        let engine = engine(ctx, args, command_line(), CancellationToken::new()).await?;
+        let engine = engine(ctx, args, command_line(), CancellationToken::new(), true).await?;
         engine.bootstrap(&specs).await
     });
     match result {

@@ -93,6 +93,11 @@ pub struct EngineOptions {
     pub audit: bool,
     /// The command recorded as the lock holder's and in audit records.
     pub command: String,
+    /// Build the catalog entities after a successful deploy (completing
+    /// stack outputs from resources and doing the providers' look-ups)
+    /// even when no catalog file is written (default). Off (the CLI's
+    /// `--no-catalog`): no calls for them, `entities` stays empty.
+    pub entities: bool,
 }
 
 impl Default for EngineOptions {
@@ -104,6 +109,7 @@ impl Default for EngineOptions {
             lock: LockOptions::default(),
             audit: true,
             command: "harmonix".to_owned(),
+            entities: true,
         }
     }
 }
@@ -695,13 +701,21 @@ impl Engine {
         let lopts = &self.opts.lock;
         let mut wanted: Vec<(String, usize)> = Vec::new();
         let mut tables_ready = BTreeSet::new();
-        for (i, ((_, g), c)) in pairs.iter().zip(clients).enumerate() {
+        for (i, ((tp, g), c)) in pairs.iter().zip(clients).enumerate() {
+            let changing: Vec<_> = g
+                .providers
+                .iter()
+                .filter(|(_, p)| provider_changes(tp, g, &p.name))
+                .collect();
+            if changing.is_empty() {
+                continue;
+            }
             if lopts.create_table
                 && tables_ready.insert((g.target.account.clone(), g.target.region.clone()))
             {
                 ensure_lock_table_named(&c.dynamodb, &lopts.table, TABLE_ACTIVE_TIMEOUT).await?;
             }
-            for (_, p) in &g.providers {
+            for (_, p) in changing {
                 wanted.push((lock_id(&g.target, &Names::of(p).base), i));
             }
         }
@@ -761,7 +775,11 @@ impl Engine {
         };
         if audit {
             for ((tp, g), c) in pairs.iter().zip(clients) {
-                for (_, p) in &g.providers {
+                for (_, p) in g
+                    .providers
+                    .iter()
+                    .filter(|(_, p)| provider_changes(tp, g, &p.name))
+                {
                     let rec = self.audit_record(action, tp, g, c, *p, AuditStatus::Started, "");
                     // The table exists only once the environment does.
                     if stack_exists(&states, &Names::of(p).stack)
@@ -787,6 +805,7 @@ impl Engine {
         )
         .await;
 
+        let wants_entities = self.opts.entities || catalog_path.is_some();
         let mut targets = Vec::with_capacity(pairs.len());
         let mut outputs = StackOutputs::new();
         let mut first_err = None;
@@ -798,7 +817,7 @@ impl Engine {
                     continue;
                 }
             };
-            if plan.kind == PlanKind::Deploy {
+            if plan.kind == PlanKind::Deploy && wants_entities {
                 for def in &g.defs {
                     let deployed = r.stack(&def.name).is_some_and(|s| {
                         matches!(
@@ -817,7 +836,11 @@ impl Engine {
                 }
             }
             if audit {
-                for (_, p) in &g.providers {
+                for (_, p) in g
+                    .providers
+                    .iter()
+                    .filter(|(_, p)| provider_changes(tp, g, &p.name))
+                {
                     let names = Names::of(p);
                     let mine: Vec<&StackReport> = r
                         .stacks
@@ -883,7 +906,7 @@ impl Engine {
             catalog_error: None,
             requests: BTreeMap::new(),
         };
-        if plan.kind == PlanKind::Deploy && report.succeeded() {
+        if plan.kind == PlanKind::Deploy && report.succeeded() && wants_entities {
             match self
                 .catalog_from(
                     specs,
@@ -1138,6 +1161,17 @@ impl Engine {
         }
         Ok(done.into_iter().collect())
     }
+}
+
+/// Whether the plan changes any stack of provider `name` in this target:
+/// providers with nothing to do are neither locked nor audited.
+fn provider_changes(tp: &TargetPlan, g: &Group<'_>, name: &str) -> bool {
+    tp.plan.stacks.iter().any(|s| {
+        s.action != ActionKind::NoOp
+            && g.defs
+                .iter()
+                .any(|d| d.name == s.name && d.provider == name)
+    })
 }
 
 /// The lock of one environment provider.
