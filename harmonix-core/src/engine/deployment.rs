@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use futures_util::StreamExt as _;
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -31,7 +32,7 @@ use super::audit::{AuditRecord, AuditStatus, AuditWriter, rfc3339};
 use super::error::EngineError;
 use super::events::{Event, EventSink};
 use super::lock::{
-    DEFAULT_LEASE, Holder, LOCK_TABLE, LockGuard, LockManager, TABLE_ACTIVE_TIMEOUT,
+    DEFAULT_LEASE, Holder, LOCK_TABLE, LockError, LockGuard, LockManager, TABLE_ACTIVE_TIMEOUT,
     ensure_lock_table_named,
 };
 use super::outputs::{complete_outputs, perform};
@@ -679,12 +680,7 @@ impl Engine {
                 &mut warnings,
             )
             .await;
-        for g in guards {
-            let id = g.lock_id().to_owned();
-            if let Err(e) = g.release().await {
-                warnings.push(format!("releasing lock `{id}`: {e}"));
-            }
-        }
+        warnings.extend(release_all(guards).await);
         let mut report = result?;
         report.warnings.append(&mut warnings);
         report.requests = self.pool.request_counts();
@@ -721,10 +717,24 @@ impl Engine {
         }
         wanted.sort();
         let holder = Holder::current(self.opts.command.clone());
-        let mut guards = Vec::with_capacity(wanted.len());
-        for (id, i) in wanted {
-            let manager = LockManager::new(clients[i].dynamodb.clone(), &lopts.table);
-            match manager.acquire(&id, holder.clone(), lopts.lease).await {
+        // Taken concurrently: a held lock fails its acquire at once (no
+        // waiting), so there is no lock-order deadlock to avoid.
+        let attempts: Vec<(String, Result<LockGuard, LockError>)> =
+            futures_util::stream::iter(wanted.into_iter().map(|(id, i)| {
+                let manager = LockManager::new(clients[i].dynamodb.clone(), &lopts.table);
+                let holder = holder.clone();
+                async move {
+                    let r = manager.acquire(&id, holder, lopts.lease).await;
+                    (id, r)
+                }
+            }))
+            .buffered(PARALLEL_ITEM_WRITES)
+            .collect()
+            .await;
+        let mut guards = Vec::with_capacity(attempts.len());
+        let mut first_err: Option<LockError> = None;
+        for (id, r) in attempts {
+            match r {
                 Ok(g) => {
                     if let Some(prev) = g.took_over() {
                         let msg = format!("took over lock `{id}` from {prev}");
@@ -737,12 +747,21 @@ impl Engine {
                     guards.push(g);
                 }
                 Err(e) => {
-                    for g in guards {
-                        let _ = g.release().await;
+                    // A held lock is the error to report, before any other.
+                    let replace = match (&first_err, &e) {
+                        (None, _) => true,
+                        (Some(LockError::Held { .. }), _) => false,
+                        (Some(_), held) => matches!(held, LockError::Held { .. }),
+                    };
+                    if replace {
+                        first_err = Some(e);
                     }
-                    return Err(e.into());
                 }
             }
+        }
+        if let Some(e) = first_err {
+            release_all(guards).await;
+            return Err(e.into());
         }
         Ok(guards)
     }
@@ -774,23 +793,21 @@ impl Engine {
             PlanKind::Destroy => "destroy",
         };
         if audit {
+            let mut writes = Vec::new();
             for ((tp, g), c) in pairs.iter().zip(clients) {
                 for (_, p) in g
                     .providers
                     .iter()
                     .filter(|(_, p)| provider_changes(tp, g, &p.name))
                 {
-                    let rec = self.audit_record(action, tp, g, c, *p, AuditStatus::Started, "");
                     // The table exists only once the environment does.
-                    if stack_exists(&states, &Names::of(p).stack)
-                        && let Err(e) = AuditWriter::new(c.dynamodb.clone())
-                            .write(&Names::of(p).audit_table, &rec)
-                            .await
-                    {
-                        warnings.push(format!("audit record for `{}`: {e}", p.name));
+                    if stack_exists(&states, &Names::of(p).stack) {
+                        let rec = self.audit_record(action, tp, g, c, *p, AuditStatus::Started, "");
+                        writes.push((c.dynamodb.clone(), p.name.clone(), rec, Names::of(p)));
                     }
                 }
             }
+            warnings.extend(write_audits(writes).await);
         }
 
         let aopts = self.apply_options();
@@ -806,6 +823,7 @@ impl Engine {
         .await;
 
         let wants_entities = self.opts.entities || catalog_path.is_some();
+        let mut final_audits = Vec::new();
         let mut targets = Vec::with_capacity(pairs.len());
         let mut outputs = StackOutputs::new();
         let mut first_err = None;
@@ -877,12 +895,7 @@ impl Engine {
                         (AuditStatus::Failed, failed.join("; "))
                     };
                     let rec = self.audit_record(action, tp, g, c, *p, status, &message);
-                    if let Err(e) = AuditWriter::new(c.dynamodb.clone())
-                        .write(&names.audit_table, &rec)
-                        .await
-                    {
-                        warnings.push(format!("audit record for `{}`: {e}", p.name));
-                    }
+                    final_audits.push((c.dynamodb.clone(), p.name.clone(), rec, names));
                 }
             }
             targets.push(TargetReport {
@@ -892,6 +905,7 @@ impl Engine {
                 stacks: r.stacks,
             });
         }
+        warnings.extend(write_audits(final_audits).await);
         if let Some(e) = first_err {
             return Err(e.into());
         }
@@ -1161,6 +1175,44 @@ impl Engine {
         }
         Ok(done.into_iter().collect())
     }
+}
+
+/// DynamoDB item writes (locks, audit records) sent at the same time.
+const PARALLEL_ITEM_WRITES: usize = 16;
+
+/// Release locks concurrently; a message per lock that could not be
+/// released (its lease then expires by itself).
+async fn release_all(guards: Vec<LockGuard>) -> Vec<String> {
+    futures_util::stream::iter(guards.into_iter().map(|g| async move {
+        let id = g.lock_id().to_owned();
+        g.release()
+            .await
+            .err()
+            .map(|e| format!("releasing lock `{id}`: {e}"))
+    }))
+    .buffer_unordered(PARALLEL_ITEM_WRITES)
+    .filter_map(|m| async move { m })
+    .collect()
+    .await
+}
+
+/// Write audit records concurrently; a warning per record not written.
+async fn write_audits(
+    writes: Vec<(aws_sdk_dynamodb::Client, String, AuditRecord, Names)>,
+) -> Vec<String> {
+    futures_util::stream::iter(writes.into_iter().map(
+        |(client, provider, rec, names)| async move {
+            AuditWriter::new(client)
+                .write(&names.audit_table, &rec)
+                .await
+                .err()
+                .map(|e| format!("audit record for `{provider}`: {e}"))
+        },
+    ))
+    .buffer_unordered(PARALLEL_ITEM_WRITES)
+    .filter_map(|m| async move { m })
+    .collect()
+    .await
 }
 
 /// Whether the plan changes any stack of provider `name` in this target:

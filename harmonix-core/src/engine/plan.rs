@@ -642,7 +642,7 @@ fn decide(def: &StackDefinition, st: Option<&StackState>) -> Result<Decision, En
             ..base
         })));
     }
-    if st.in_sync_with(def) {
+    if st.in_sync_with_hash(&base.hash) {
         return Ok(Decision::Done(Box::new(base)));
     }
     if is_stable(&st.status) {
@@ -657,6 +657,26 @@ fn decide(def: &StackDefinition, st: Option<&StackState>) -> Result<Decision, En
             "the stack needs manual intervention before it can be planned"
         },
     })
+}
+
+/// What planning decides for each stack from the deployed state alone,
+/// before any change set: `noOp` (deployed and in sync), `create` or
+/// `update` (a change set would be made), `recreate`, `resumeRollback`.
+/// A stack in a state that cannot be planned is an error, as in [`plan`].
+/// No AWS call: the state comes from one [`read_state`].
+pub fn decisions(
+    defs: &[StackDefinition],
+    state: &StateMap,
+) -> Result<Vec<ActionKind>, EngineError> {
+    defs.iter()
+        .map(|d| {
+            Ok(match decide(d, state.get(&d.name))? {
+                Decision::Done(ps) => ps.action,
+                Decision::ChangeSet(ChangeSetType::Create) => ActionKind::Create,
+                Decision::ChangeSet(_) => ActionKind::Update,
+            })
+        })
+        .collect()
 }
 
 /// Plan against an already read state.

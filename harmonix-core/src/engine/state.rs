@@ -74,7 +74,12 @@ impl StackState {
     /// Whether the stack is stable and its hash tag equals the definition's
     /// content hash: nothing to deploy.
     pub fn in_sync_with(&self, def: &StackDefinition) -> bool {
-        is_stable(&self.status) && self.hash.as_deref() == Some(def.content_hash().as_str())
+        self.in_sync_with_hash(&def.content_hash())
+    }
+
+    /// [`StackState::in_sync_with`] given the definition's content hash.
+    pub fn in_sync_with_hash(&self, hash: &str) -> bool {
+        is_stable(&self.status) && self.hash.as_deref() == Some(hash)
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::template::{Template, hex_sha256};
+use crate::template::{HashWriter, Template, hex_digest};
 
 /// Stack tag holding [`StackDefinition::content_hash`]; a deployed stack
 /// whose tag matches needs no change.
@@ -39,25 +39,29 @@ pub struct StackDefinition {
 }
 
 impl StackDefinition {
-    /// Hex SHA-256 over template, parameters and tags (the hash tag itself
-    /// excluded): equal hashes mean nothing to deploy.
+    /// Hex SHA-256 over the template (its compact canonical JSON),
+    /// parameters and tags (the hash tag itself excluded): equal hashes
+    /// mean nothing to deploy.
     pub fn content_hash(&self) -> String {
-        let mut buf = self.template.to_json();
-        buf.push('\0');
+        use sha2::Digest as _;
+        let mut h = HashWriter(sha2::Sha256::new());
+        self.template.write_compact_json(&mut h);
+        let mut put = |bytes: &[u8]| h.0.update(bytes);
+        put(b"\0");
         for (k, v) in &self.parameters {
-            buf.push_str(k);
-            buf.push('=');
-            buf.push_str(v);
-            buf.push('\0');
+            put(k.as_bytes());
+            put(b"=");
+            put(v.as_bytes());
+            put(b"\0");
         }
-        buf.push('\0');
+        put(b"\0");
         for (k, v) in self.tags.iter().filter(|(k, _)| *k != STACK_HASH_TAG) {
-            buf.push_str(k);
-            buf.push('=');
-            buf.push_str(v);
-            buf.push('\0');
+            put(k.as_bytes());
+            put(b"=");
+            put(v.as_bytes());
+            put(b"\0");
         }
-        hex_sha256(buf.as_bytes())
+        hex_digest(&h.0.finalize())
     }
 
     /// Parameters in the CloudFormation CLI file format

@@ -32,50 +32,63 @@ use sha2::{Digest, Sha256};
 pub const FORMAT_VERSION: &str = "2010-09-09";
 
 /// A CloudFormation template.
+///
+/// Fields are declared in the order of their JSON keys, and nested JSON
+/// values are written with sorted keys (module `sorted`), so serializing
+/// gives canonical JSON directly, without an intermediate value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Template {
     #[serde(rename = "AWSTemplateFormatVersion")]
     format_version: &'static str,
+    /// Conditions by name.
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "sorted::map"
+    )]
+    pub conditions: BTreeMap<String, Value>,
     /// Template description.
     pub description: String,
     /// `Metadata` section (e.g. `cfn-lint` configuration).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "sorted::map"
+    )]
     pub metadata: BTreeMap<String, Value>,
-    /// Parameters by logical name.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub parameters: BTreeMap<String, Parameter>,
-    /// Conditions by name.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub conditions: BTreeMap<String, Value>,
-    /// Resources by logical id.
-    pub resources: BTreeMap<String, Resource>,
     /// Outputs by logical name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, Output>,
+    /// Parameters by logical name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, Parameter>,
+    /// Resources by logical id.
+    pub resources: BTreeMap<String, Resource>,
 }
 
 /// A template parameter.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Parameter {
-    /// CloudFormation parameter type, e.g. `String`.
-    #[serde(rename = "Type")]
-    pub kind: String,
-    /// Description shown in the console.
-    pub description: String,
-    /// Default value.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default: Option<Value>,
-    /// Allowed values.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub allowed_values: Vec<Value>,
     /// Allowed pattern.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_pattern: Option<String>,
+    /// Allowed values.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "sorted::seq")]
+    pub allowed_values: Vec<Value>,
+    /// Default value.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sorted::option"
+    )]
+    pub default: Option<Value>,
+    /// Description shown in the console.
+    pub description: String,
     /// Hide the value in the console and API output.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub no_echo: bool,
+    /// CloudFormation parameter type, e.g. `String`.
+    #[serde(rename = "Type")]
+    pub kind: String,
 }
 
 impl Parameter {
@@ -118,27 +131,33 @@ impl Parameter {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Resource {
-    /// Resource type, e.g. `AWS::EC2::VPC`.
-    #[serde(rename = "Type")]
-    pub kind: String,
     /// Condition name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
-    /// Explicit dependencies.
-    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
-    pub depends_on: BTreeSet<String>,
     /// Deletion policy (`Retain`, `Delete`, `Snapshot`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<String>,
+    /// Explicit dependencies.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub depends_on: BTreeSet<String>,
+    /// Resource metadata (e.g. checkov/cfn-lint suppressions with reasons).
+    #[serde(
+        skip_serializing_if = "Map::is_empty",
+        serialize_with = "sorted::object"
+    )]
+    pub metadata: Map<String, Value>,
+    /// Properties, sorted by name.
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        serialize_with = "sorted::map"
+    )]
+    pub properties: BTreeMap<String, Value>,
+    /// Resource type, e.g. `AWS::EC2::VPC`.
+    #[serde(rename = "Type")]
+    pub kind: String,
     /// Update-replace policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_replace_policy: Option<String>,
-    /// Resource metadata (e.g. checkov/cfn-lint suppressions with reasons).
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    pub metadata: Map<String, Value>,
-    /// Properties, sorted by name.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub properties: BTreeMap<String, Value>,
 }
 
 impl Resource {
@@ -199,17 +218,21 @@ impl Resource {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Output {
-    /// Description.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// The value (usually an intrinsic function).
-    pub value: Value,
-    /// Export name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub export: Option<Value>,
     /// Condition name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Export name.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sorted::option"
+    )]
+    pub export: Option<Value>,
+    /// The value (usually an intrinsic function).
+    #[serde(serialize_with = "sorted::value")]
+    pub value: Value,
 }
 
 impl Output {
@@ -275,15 +298,30 @@ impl Template {
     /// Pretty JSON with sorted keys and a final newline: the same model
     /// always gives the same bytes.
     pub fn to_json(&self) -> String {
-        let value = serde_json::to_value(self).unwrap_or(Value::Null);
-        let mut s = serde_json::to_string_pretty(&sort_keys(value)).unwrap_or_default();
-        s.push('\n');
-        s
+        let mut buf = Vec::with_capacity(32 * 1024);
+        self.write_json(&mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// Write [`Self::to_json`]'s bytes to `out` (e.g. straight into a
+    /// hasher).
+    pub fn write_json(&self, out: &mut impl std::io::Write) {
+        // Serializing plain data into memory or a hasher cannot fail.
+        let _ = serde_json::to_writer_pretty(&mut *out, self);
+        let _ = out.write_all(b"\n");
+    }
+
+    /// Compact JSON with sorted keys (what content hashes are taken of:
+    /// fewer bytes, same determinism).
+    pub fn write_compact_json(&self, out: &mut impl std::io::Write) {
+        let _ = serde_json::to_writer(&mut *out, self);
     }
 
     /// Hex SHA-256 of [`Self::to_json`].
     pub fn sha256(&self) -> String {
-        hex_sha256(self.to_json().as_bytes())
+        let mut h = HashWriter(Sha256::new());
+        self.write_json(&mut h);
+        hex_digest(&h.0.finalize())
     }
 
     /// `Ref`, `Fn::GetAtt`, `Fn::Sub` (`${X}` / `${X.Attr}`), `DependsOn`
@@ -330,25 +368,90 @@ impl Template {
 
 /// Hex SHA-256 of some bytes.
 pub fn hex_sha256(bytes: &[u8]) -> String {
+    hex_digest(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of a digest.
+pub(crate) fn hex_digest(digest: &[u8]) -> String {
     use std::fmt::Write;
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
+    let mut s = String::with_capacity(digest.len() * 2);
     for b in digest {
         let _ = write!(s, "{b:02x}");
     }
     s
 }
 
-/// Recursively sort object keys (templates must not depend on insertion order).
-fn sort_keys(v: Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let sorted: BTreeMap<String, Value> =
-                m.into_iter().map(|(k, v)| (k, sort_keys(v))).collect();
-            Value::Object(sorted.into_iter().collect())
+/// An `io::Write` feeding a SHA-256.
+pub(crate) struct HashWriter(pub(crate) Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serializing JSON values with their object keys sorted (byte order),
+/// whatever order they were built in, without copying them.
+mod sorted {
+    use std::collections::BTreeMap;
+
+    use serde::ser::{SerializeMap, SerializeSeq};
+    use serde::{Serialize, Serializer};
+    use serde_json::{Map, Value};
+
+    /// A value serialized with sorted keys.
+    struct Sorted<'a>(&'a Value);
+
+    impl Serialize for Sorted<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self.0 {
+                Value::Object(m) => object(m, s),
+                Value::Array(a) => seq(a, s),
+                other => other.serialize(s),
+            }
         }
-        Value::Array(a) => Value::Array(a.into_iter().map(sort_keys).collect()),
-        other => other,
+    }
+
+    pub(super) fn value<S: Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
+        Sorted(v).serialize(s)
+    }
+
+    #[allow(clippy::ref_option)]
+    pub(super) fn option<S: Serializer>(v: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => Sorted(v).serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn seq<S: Serializer>(v: &[Value], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for x in v {
+            seq.serialize_element(&Sorted(x))?;
+        }
+        seq.end()
+    }
+
+    pub(super) fn object<S: Serializer>(m: &Map<String, Value>, s: S) -> Result<S::Ok, S::Error> {
+        let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut map = s.serialize_map(Some(entries.len()))?;
+        for (k, v) in entries {
+            map.serialize_entry(k, &Sorted(v))?;
+        }
+        map.end()
+    }
+
+    pub(super) fn map<S: Serializer>(m: &BTreeMap<String, Value>, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(m.len()))?;
+        for (k, v) in m {
+            map.serialize_entry(k, &Sorted(v))?;
+        }
+        map.end()
     }
 }
 
