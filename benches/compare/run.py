@@ -317,6 +317,21 @@ def bench_tool(tool: str, model: bool, n: int, n_plan: int, bins: Dict[str, Path
     return runs
 
 
+def measure_memory(bins: Dict[str, Path], n: int, work: Path) -> Run:
+    """Peak RSS of `harmonix plan` over n deployed environments."""
+    specs = write_specs(n, work / "specs")
+    render(bins, specs, work / "rendered")
+    py = REPO / ".venv" / "bin" / "python"
+    envp = start_env(bins, False)
+    try:
+        print(f"==> memory: deploying {n} environments", file=sys.stderr, flush=True)
+        run_procs([[str(py), str(HERE / "perfect.py"), "create", str(work / "rendered" / "manifest.json")]], tool_env(envp.url), work)
+        return measure(envp, "harmonix", "memory", "off", [[str(bins["harmonix"]), "plan", *HARMONIX_FLAGS, *map(str, specs)]], work)
+    finally:
+        envp.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 SCENARIOS = {
     "a": "create N new environments",
     "b": "no-op re-deploy of all N",
@@ -379,6 +394,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--n-plan", type=int, default=200)
+    ap.add_argument("--n-memory", type=int, default=1000, help="deployed stacks for the memory measurement")
     ap.add_argument("--models", default="off,on")
     ap.add_argument("--tools", default="harmonix,perfect,sceptre,awscli")
     ap.add_argument("--profile", choices=["release", "dev"], default="release")
@@ -386,7 +402,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "benches" / "results" / "compare.md")
     args = ap.parse_args()
     if args.smoke:
-        args.n, args.n_plan, args.profile = 3, 3, "dev"
+        args.n, args.n_plan, args.n_memory, args.profile = 3, 3, 3, "dev"
 
     target = REPO / "target" / ("release" if args.profile == "release" else "debug")
     build = ["cargo", "build", "--quiet", "-p", "harmonix-cli", "-p", "harmonix-tests", "--bin", "harmonix", "--bin", "harmonix-proxy"]
@@ -405,6 +421,8 @@ def main() -> int:
                 print(f"==> {tool}, model {'on' if model else 'off'}", file=sys.stderr, flush=True)
                 runs.extend(bench_tool(tool, model, args.n, args.n_plan, bins, Path(tmp)))
 
+    memory = measure_memory(bins, args.n_memory, Path(tempfile.mkdtemp(prefix="harmonix-memory-")))
+
     header = [
         f"# Harmonix vs the AWS CLI and Sceptre on the local emulator",
         "",
@@ -414,6 +432,11 @@ def main() -> int:
         "environments and extrapolated linearly (sequential jobs). Speed-up: peer wall time / Harmonix wall time.",
     ]
     text = "\n".join(header) + "\n" + table(runs, args.n, args.n_plan) + "\n"
+    verdict = "met" if memory.rss_mb < 64 else "MISSED"
+    text += (
+        f"\n### Memory\n\nPeak RSS of `harmonix plan` over {args.n_memory} deployed environments: "
+        f"{memory.rss_mb:.1f} MB ({memory.wall:.2f} s, {memory.total} requests; goal under 64 MB: {verdict}).\n"
+    )
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
