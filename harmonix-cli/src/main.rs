@@ -34,6 +34,12 @@ struct Cli {
     /// Output format of results and errors.
     #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
     output: Format,
+    /// Log what Harmonix does to standard error: -v info, -vv debug
+    /// (AWS SDK at info), -vvv trace (AWS SDK at debug). `RUST_LOG` adds
+    /// directives. Credentials never appear: the SDK's request signing and
+    /// request dumps stay below the levels that would show them.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -170,6 +176,7 @@ fn main() -> ExitCode {
         ColorChoice::Never => anstream::ColorChoice::Never.write_global(),
         ColorChoice::Auto => {}
     }
+    init_logging(cli.verbose);
     let printer = Printer::new(cli.output);
     let registry = Registry::builtin();
     let ctx = deploy::Context {
@@ -217,6 +224,37 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+/// Logging to stderr for `-v`…`-vvv` (and `RUST_LOG`). The AWS SDK's
+/// signing (`aws_sigv4`) and request dumps (`aws_smithy_runtime`,
+/// `aws_smithy_http_client`, `hyper`) are capped below the levels at which
+/// they print canonical requests and headers (session tokens): those caps
+/// come last, so no `RUST_LOG` lifts them.
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let base = match verbose {
+        0 if std::env::var_os("RUST_LOG").is_none() => return,
+        0 => "warn",
+        1 => "warn,harmonix_core=info,harmonix=info",
+        2 => "warn,harmonix_core=debug,harmonix=debug,aws_config=info",
+        _ => "info,harmonix_core=trace,harmonix=trace,aws_config=debug,aws_smithy_runtime=debug",
+    };
+    init_with(base);
+
+    fn init_with(base: &str) {
+        let user = std::env::var("RUST_LOG").unwrap_or_default();
+        let directives = format!(
+            "{base},{user},aws_sigv4=info,aws_smithy_runtime=debug,aws_smithy_runtime_api=info,aws_smithy_http_client=info,hyper=info,hyper_util=info,h2=info,rustls=info"
+        );
+        let filter = EnvFilter::try_new(directives.trim_matches(','))
+            .unwrap_or_else(|_| EnvFilter::new(base));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(true)
+            .try_init();
     }
 }
 

@@ -736,6 +736,15 @@ async fn plan_change_set(
 ) -> Result<PlannedStack, EngineError> {
     let source = StackSource::of(def);
     let hash = def.content_hash();
+    // A stack in REVIEW_IN_PROGRESS holds no resources, only the change
+    // sets of an earlier plan that was never applied (or an apply killed
+    // before it executed): remove it, so the new change set makes exactly
+    // one stack.
+    let mut st = st;
+    if let Some(review) = st.filter(|s| s.status == "REVIEW_IN_PROGRESS") {
+        remove_review_stack(client, &def.name, &review.stack_id, opts).await?;
+        st = None;
+    }
     let observed = st.map(Observed::from);
     let result = create_change_set(
         client,
@@ -778,6 +787,45 @@ async fn plan_change_set(
         ps.changes = changes;
     }
     Ok(ps)
+}
+
+/// Delete a stack that only holds change sets (`REVIEW_IN_PROGRESS`) and
+/// wait until it is gone.
+async fn remove_review_stack(
+    client: &Client,
+    stack: &str,
+    stack_id: &str,
+    opts: &PlanOptions,
+) -> Result<(), EngineError> {
+    client
+        .delete_stack()
+        .stack_name(stack_id)
+        .send()
+        .await
+        .map_err(|e| EngineError::aws("DeleteStack", Some(stack), e))?;
+    let started = Instant::now();
+    let mut delay = opts.poll.initial;
+    loop {
+        let gone = match client.describe_stacks().stack_name(stack_id).send().await {
+            Ok(r) => r
+                .stacks()
+                .iter()
+                .all(|s| s.stack_status().is_some_and(|x| x.as_str() == "DELETE_COMPLETE")),
+            Err(e) if e.code() == Some("ValidationError") => true,
+            Err(e) => return Err(EngineError::aws("DescribeStacks", Some(stack), e)),
+        };
+        if gone {
+            return Ok(());
+        }
+        if started.elapsed() >= opts.change_set_timeout {
+            return Err(EngineError::Timeout {
+                what: format!("the review-only stack `{stack}` to be deleted"),
+                after: opts.change_set_timeout,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = opts.poll.next(delay);
+    }
 }
 
 /// Outcome of creating a change set.
