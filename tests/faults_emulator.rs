@@ -23,6 +23,7 @@ use harmonix_tests::proxy::{Config, Proxy};
 use harmonix_tests::repo_root;
 
 const ENVIRONMENTS: usize = 20;
+const RATE: u64 = 40;
 const BUDGET: ApiBudget = ApiBudget {
     rate: 40.0,
     burst: 10,
@@ -70,8 +71,11 @@ fn specs(dir: &std::path::Path) -> SpecSet {
     let mut set = SpecSet::new();
     for i in 0..ENVIRONMENTS {
         let p = dir.join(format!("f{i:02}.yaml"));
-        std::fs::write(&p, base.replace("name: orders-dev\n", &format!("name: f{i:02}\n")))
-            .expect("write");
+        std::fs::write(
+            &p,
+            base.replace("name: orders-dev\n", &format!("name: f{i:02}\n")),
+        )
+        .expect("write");
         set.push(
             p.display().to_string(),
             harmonix_core::spec::load(&p, &Registry::builtin()).expect("valid"),
@@ -102,7 +106,10 @@ async fn live_stacks(emu: &Emulator) -> BTreeMap<String, Vec<String>> {
             .await
             .expect("DescribeStacks");
         for s in r.stacks() {
-            let status = s.stack_status().map(|x| x.as_str().to_owned()).unwrap_or_default();
+            let status = s
+                .stack_status()
+                .map(|x| x.as_str().to_owned())
+                .unwrap_or_default();
             if status != "DELETE_COMPLETE" {
                 out.entry(s.stack_name().unwrap_or_default().to_owned())
                     .or_default()
@@ -130,13 +137,16 @@ async fn run_profile(name: &str, config: Config) {
         .unwrap_or_else(|e| panic!("{name}: {}", harmonix_core::error_chain(&e)));
     assert!(report.succeeded(), "{name}: {report:#?}");
     assert_eq!(report.stacks().count(), ENVIRONMENTS);
-    assert!(report.stacks().all(|s| s.outcome == Outcome::Created), "{name}");
+    assert!(
+        report.stacks().all(|s| s.outcome == Outcome::Created),
+        "{name}"
+    );
 
     let counts = proxy.snapshot();
     let injected: u64 = counts.faults.values().sum();
     assert!(injected > 0, "{name}: no fault was injected: {counts:?}");
     // Token bucket: at most burst + rate requests in any one second.
-    let ceiling = u64::from(BUDGET.burst) + BUDGET.rate as u64;
+    let ceiling = u64::from(BUDGET.burst) + RATE;
     assert!(
         counts.max_rate_per_second <= ceiling,
         "{name}: {} requests in one second, budget allows {ceiling}",
@@ -145,7 +155,10 @@ async fn run_profile(name: &str, config: Config) {
 
     // Converged, each stack exactly once.
     let live = live_stacks(&emu).await;
-    let ours: Vec<_> = live.iter().filter(|(n, _)| n.starts_with("opa-f")).collect();
+    let ours: Vec<_> = live
+        .iter()
+        .filter(|(n, _)| n.starts_with("opa-f"))
+        .collect();
     assert_eq!(ours.len(), ENVIRONMENTS, "{name}: {live:?}");
     for (stack, statuses) in &ours {
         assert_eq!(
@@ -237,7 +250,10 @@ async fn when_retries_give_up_the_error_names_the_call_and_why() {
         .expect_err("every CreateChangeSet is throttled");
     match &err {
         Error::Engine(EngineError::Aws {
-            operation, code, stack, ..
+            operation,
+            code,
+            stack,
+            ..
         }) => {
             assert_eq!(*operation, "CreateChangeSet");
             assert_eq!(code, "Throttling");
@@ -246,7 +262,10 @@ async fn when_retries_give_up_the_error_names_the_call_and_why() {
         other => panic!("unexpected error {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("CreateChangeSet") && msg.contains("Throttling"), "{msg}");
+    assert!(
+        msg.contains("CreateChangeSet") && msg.contains("Throttling"),
+        "{msg}"
+    );
     assert_eq!(err.code(), "HARMONIX_AWS");
     // Two attempts per change set, nothing more.
     assert!(proxy.count("CreateChangeSet") >= 2, "{:?}", proxy.counts());
@@ -267,7 +286,11 @@ async fn two_applies_on_different_environments_share_one_budget() {
     let engine = engine(&proxy.endpoint_url(), 5);
     let dir = tempfile::tempdir().expect("tmp");
     let all = specs(dir.path());
-    let (left, right): (Vec<_>, Vec<_>) = all.iter().take(8).enumerate().partition(|(i, _)| i % 2 == 0);
+    let (left, right): (Vec<_>, Vec<_>) = all
+        .iter()
+        .take(8)
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 0);
     let set = |v: Vec<(usize, (&str, &harmonix_core::spec::ValidSpec))>| {
         v.into_iter()
             .map(|(_, (o, s))| (o.to_owned(), s.clone()))
@@ -291,7 +314,10 @@ async fn two_applies_on_different_environments_share_one_budget() {
             _ => {}
         }
     };
-    let (ra, rb) = tokio::join!(engine.deploy(&a, None, &sink), engine.deploy(&b, None, &sink));
+    let (ra, rb) = tokio::join!(
+        engine.deploy(&a, None, &sink),
+        engine.deploy(&b, None, &sink)
+    );
     let (ra, rb) = (ra.expect("left"), rb.expect("right"));
     assert!(ra.succeeded() && rb.succeeded());
     // Some stack of one apply ran while a stack of the other did.
@@ -300,14 +326,22 @@ async fn two_applies_on_different_environments_share_one_budget() {
         r.stacks().map(|s| m[&s.name]).collect::<Vec<_>>()
     };
     let (sa, sb) = (of(&ra), of(&rb));
-    let overlap = sa
-        .iter()
-        .any(|x| sb.iter().any(|y| x.0 < y.1 && y.0 < x.1));
-    assert!(overlap, "the two applies did not run in parallel: {sa:?} {sb:?}");
+    let overlap = sa.iter().any(|x| sb.iter().any(|y| x.0 < y.1 && y.0 < x.1));
+    assert!(
+        overlap,
+        "the two applies did not run in parallel: {sa:?} {sb:?}"
+    );
     let counts = proxy.snapshot();
-    let ceiling = u64::from(BUDGET.burst) + BUDGET.rate as u64;
+    let ceiling = u64::from(BUDGET.burst) + RATE;
     assert!(counts.max_rate_per_second <= ceiling, "{counts:?}");
     // One bucket for the account/region: both applies' requests in it.
     let bucket = engine.pool().budget("123456789012", "us-east-1");
-    assert!(bucket.total_requests() >= counts.by_action.get("ExecuteChangeSet").copied().unwrap_or(0));
+    assert!(
+        bucket.total_requests()
+            >= counts
+                .by_action
+                .get("ExecuteChangeSet")
+                .copied()
+                .unwrap_or(0)
+    );
 }

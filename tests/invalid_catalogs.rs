@@ -11,7 +11,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use harmonix_core::catalog::{self, CatalogError, Entity, MAX_CATALOG_BYTES, MAX_CATALOG_DOCUMENTS};
+use harmonix_core::catalog::{
+    self, CatalogError, Entity, MAX_CATALOG_BYTES, MAX_CATALOG_DOCUMENTS,
+};
 use harmonix_core::error_chain;
 use harmonix_core::provider::{Registry, StackOutputs};
 use harmonix_core::spec;
@@ -39,11 +41,13 @@ fn corpus() -> Vec<PathBuf> {
 fn expectation(path: &Path) -> String {
     let bytes = std::fs::read(path).expect("read");
     let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    std::str::from_utf8(first)
+    let line = std::str::from_utf8(first)
         .ok()
-        .and_then(|l| l.strip_prefix("# expect-error:"))
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|| panic!("{}: first line must be `# expect-error: …`", path.display()))
+        .and_then(|l| l.strip_prefix("# expect-error:"));
+    match line {
+        Some(s) => s.trim().to_owned(),
+        None => panic!("{}: first line must be `# expect-error: …`", path.display()),
+    }
 }
 
 /// Write `bytes` as a catalog file, merge into it, and check the refusal.
@@ -84,7 +88,10 @@ fn corpus_files_are_refused_clearly() {
     let failures: Vec<String> = files
         .iter()
         .filter_map(|f| {
-            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let bytes = std::fs::read(f).expect("read");
             refused(&name, &bytes, &expectation(f)).err()
         })
@@ -98,7 +105,10 @@ fn hostile_corpus_has_at_least_100_inputs() {
         .expect("spec corpus")
         .count();
     let catalogs = corpus().len();
-    assert!(specs + catalogs >= 100, "{specs} specs + {catalogs} catalogs");
+    assert!(
+        specs + catalogs >= 100,
+        "{specs} specs + {catalogs} catalogs"
+    );
 }
 
 #[test]
@@ -119,9 +129,12 @@ fn oversized_catalog_is_refused_by_size() {
 
 #[test]
 fn too_many_documents_are_refused() {
-    let text: String = (0..=MAX_CATALOG_DOCUMENTS)
-        .map(|i| format!("---\nkind: Component\nmetadata: {{name: c{i}}}\n"))
-        .collect();
+    let mut text = String::new();
+    for i in 0..=MAX_CATALOG_DOCUMENTS {
+        text.push_str("---\nkind: Component\nmetadata: {name: c");
+        text.push_str(&i.to_string());
+        text.push_str("}\n");
+    }
     refused("generated", text.as_bytes(), "YAML documents").expect("refused");
 }
 

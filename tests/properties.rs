@@ -72,18 +72,19 @@ const FIELDS: [&str; 16] = [
 
 /// A provider mapping with random fields and values, as YAML text.
 fn provider_yaml() -> impl Strategy<Value = String> {
-    proptest::collection::vec(
-        (proptest::sample::select(&FIELDS[..]), scalar()),
-        0..12,
+    proptest::collection::vec((proptest::sample::select(&FIELDS[..]), scalar()), 0..12).prop_map(
+        |pairs| {
+            let mut s = String::from("  - kind: ecs\n");
+            for (k, v) in pairs {
+                // Quoted: the values are the data under test, not YAML syntax.
+                s.push_str(&format!(
+                    "    {k}: {}\n",
+                    serde_json::to_string(&v).unwrap_or_default()
+                ));
+            }
+            s
+        },
     )
-    .prop_map(|pairs| {
-        let mut s = String::from("  - kind: ecs\n");
-        for (k, v) in pairs {
-            // Quoted: the values are the data under test, not YAML syntax.
-            s.push_str(&format!("    {k}: {}\n", serde_json::to_string(&v).unwrap_or_default()));
-        }
-        s
-    })
 }
 
 proptest! {
@@ -105,9 +106,9 @@ proptest! {
     fn validator_never_panics_and_locates_problems(providers in proptest::collection::vec(provider_yaml(), 0..4)) {
         let text = format!("providers:\n{}", providers.concat());
         let registry = Registry::builtin();
-        let result = std::panic::catch_unwind(|| {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             spec::parse_str(&text, "prop").and_then(|f| spec::validate(f, &registry, "prop"))
-        });
+        }));
         let r = result.map_err(|_| TestCaseError::fail(format!("panicked on\n{text}")))?;
         if let Err(e) = r {
             paths_are_located(&e).map_err(TestCaseError::fail)?;
@@ -126,7 +127,12 @@ fn our_entities() -> Vec<Entity> {
 fn foreign_doc() -> impl Strategy<Value = String> {
     (
         "[a-z][a-z0-9-]{0,20}",
-        prop_oneof![Just("Component"), Just("API"), Just("Resource"), Just("System")],
+        prop_oneof![
+            Just("Component"),
+            Just("API"),
+            Just("Resource"),
+            Just("System")
+        ],
         proptest::option::of("[a-zA-Z0-9 ,.]{0,40}"),
         proptest::option::of("[a-z]{1,10}"),
         any::<bool>(),
@@ -136,7 +142,9 @@ fn foreign_doc() -> impl Strategy<Value = String> {
             if let Some(c) = comment {
                 s.push_str(&format!("# {c}\n"));
             }
-            s.push_str(&format!("apiVersion: backstage.io/v1alpha1\nkind: {kind}\nmetadata:\n"));
+            s.push_str(&format!(
+                "apiVersion: backstage.io/v1alpha1\nkind: {kind}\nmetadata:\n"
+            ));
             if quoted {
                 s.push_str(&format!("  name: \"{name}\"\n"));
             } else {

@@ -40,8 +40,11 @@ impl Setup {
         let specs = (0..n)
             .map(|i| {
                 let p = dir.path().join(format!("c{i}.yaml"));
-                std::fs::write(&p, base.replace("name: orders-dev\n", &format!("name: c{i}\n")))
-                    .expect("write");
+                std::fs::write(
+                    &p,
+                    base.replace("name: orders-dev\n", &format!("name: c{i}\n")),
+                )
+                .expect("write");
                 p
             })
             .collect();
@@ -131,11 +134,21 @@ fn text(b: &[u8]) -> String {
 
 /// Every stack created exactly once and in sync.
 fn assert_converged(s: &Setup, out: &Output) {
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let live = s.live();
     assert_eq!(live.len(), s.specs.len(), "{live:?}");
     for (stack, states) in &live {
-        assert_eq!(states.as_slice(), ["\"CREATE_COMPLETE\"/\"inSync\""], "{stack}: {states:?}");
+        assert_eq!(
+            states.as_slice(),
+            ["\"CREATE_COMPLETE\"/\"inSync\""],
+            "{stack}: {states:?}"
+        );
     }
     // Directly on the emulator, no stack name appears twice (a crashed
     // run must not leave a second stack behind).
@@ -228,7 +241,11 @@ fn the_catalog_is_always_the_old_or_the_new_complete_file() {
     assert_converged(&s, &out);
     let text = std::fs::read_to_string(&catalog).expect("catalog");
     assert!(text.starts_with(old), "foreign document kept");
-    assert_eq!(text.matches("kind: AWSEnvironmentProvider").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("kind: AWSEnvironmentProvider").count(),
+        2,
+        "{text}"
+    );
 }
 
 fn check_catalog(path: &Path, old: &str) {
@@ -236,7 +253,10 @@ fn check_catalog(path: &Path, old: &str) {
     if now == old {
         return;
     }
-    assert!(now.starts_with(old), "not the old file and not a merge of it:\n{now}");
+    assert!(
+        now.starts_with(old),
+        "not the old file and not a merge of it:\n{now}"
+    );
     assert_eq!(
         now.matches("kind: AWSEnvironmentProvider").count(),
         2,
@@ -293,11 +313,19 @@ fn a_lock_of_another_host_is_recovered_after_its_lease() {
     put_item(s.emu.port(), &item.to_string());
     let refused = s.apply();
     assert_eq!(refused.status.code(), Some(1));
-    assert!(text(&refused.stdout).contains("another-runner"), "{}", text(&refused.stdout));
+    assert!(
+        text(&refused.stdout).contains("another-runner"),
+        "{}",
+        text(&refused.stdout)
+    );
     std::thread::sleep(Duration::from_millis(2_500));
     let out = s.apply();
     assert_converged(&s, &out);
-    assert!(text(&out.stdout).contains("took over lock"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("took over lock"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 fn put_item(port: u16, body: &str) {
@@ -310,5 +338,8 @@ fn put_item(port: u16, body: &str) {
     s.write_all(req.as_bytes()).expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).expect("read");
-    assert!(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"), "{out}");
+    assert!(
+        out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"),
+        "{out}"
+    );
 }

@@ -24,7 +24,10 @@ fn run(emu: &Emulator, dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .env("RUST_LOG", "trace")
         .env("HARMONIX_ENDPOINT_URL", emu.endpoint_url())
-        .env("HARMONIX_PIPELINE_ROLE", "arn:aws:iam::111111111111:role/opa-pipeline-role")
+        .env(
+            "HARMONIX_PIPELINE_ROLE",
+            "arn:aws:iam::111111111111:role/opa-pipeline-role",
+        )
         .env("HARMONIX_EXTERNAL_ID", EXTERNAL_ID)
         .env("AWS_ACCESS_KEY_ID", KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -91,20 +94,36 @@ fn no_credential_appears_in_logs_plans_catalogs_audit_items_or_errors() {
 
     let mut everything = String::new();
     let mut record = |label: &str, out: &Output| {
-        everything.push_str(&format!("== {label}\n"));
+        everything.push_str("== ");
+        everything.push_str(label);
+        everything.push('\n');
         everything.push_str(&String::from_utf8_lossy(&out.stdout));
         everything.push_str(&String::from_utf8_lossy(&out.stderr));
     };
     let plan = run(&emu, dir.path(), &["plan", spec, "-o", "plan.json"]);
-    assert_eq!(plan.status.code(), Some(0), "{}", String::from_utf8_lossy(&plan.stderr));
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
     record("plan", &plan);
     let apply = run(&emu, dir.path(), &["apply", "plan.json"]);
-    assert_eq!(apply.status.code(), Some(0), "{}", String::from_utf8_lossy(&apply.stderr));
+    assert_eq!(
+        apply.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
     record("apply", &apply);
     // The logs really are at trace level (so the search means something).
     let log = String::from_utf8_lossy(&apply.stderr);
     assert!(log.contains("TRACE") || log.contains("DEBUG"), "{log}");
-    let stale = run(&emu, dir.path(), &["--output", "json", "apply", "plan.json"]);
+    let stale = run(
+        &emu,
+        dir.path(),
+        &["--output", "json", "apply", "plan.json"],
+    );
     assert_eq!(stale.status.code(), Some(1));
     record("stale", &stale);
     for args in [
@@ -123,7 +142,11 @@ fn no_credential_appears_in_logs_plans_catalogs_audit_items_or_errors() {
     // The audit table was destroyed with the stack: read it before.
     let found = leaks(&everything);
     assert!(found.is_empty(), "secrets found: {found:?}");
-    assert!(everything.len() > 10_000, "the search covered {} bytes", everything.len());
+    assert!(
+        everything.len() > 10_000,
+        "the search covered {} bytes",
+        everything.len()
+    );
 }
 
 #[test]
@@ -133,12 +156,18 @@ fn audit_items_hold_no_credentials() {
     let spec = dir.path().join("orders.yaml");
     std::fs::write(
         &spec,
-        std::fs::read_to_string(repo_root().join("examples/specs/serverless.yaml")).expect("example"),
+        std::fs::read_to_string(repo_root().join("examples/specs/serverless.yaml"))
+            .expect("example"),
     )
     .expect("write");
     let spec = spec.to_str().expect("utf8");
     let out = run(&emu, dir.path(), &["apply", spec, "--yes"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let items = scan_table(&emu, "opa-orders-dev-audit");
     assert!(items.contains("\"SUCCESS\""), "{items}");
     assert!(items.contains("planHash"), "{items}");

@@ -807,10 +807,10 @@ async fn remove_review_stack(
     let mut delay = opts.poll.initial;
     loop {
         let gone = match client.describe_stacks().stack_name(stack_id).send().await {
-            Ok(r) => r
-                .stacks()
-                .iter()
-                .all(|s| s.stack_status().is_some_and(|x| x.as_str() == "DELETE_COMPLETE")),
+            Ok(r) => r.stacks().iter().all(|s| {
+                s.stack_status()
+                    .is_some_and(|x| x.as_str() == "DELETE_COMPLETE")
+            }),
             Err(e) if e.code() == Some("ValidationError") => true,
             Err(e) => return Err(EngineError::aws("DescribeStacks", Some(stack), e)),
         };
