@@ -698,48 +698,27 @@ fn rewrite_statuses(response: &[u8], busy: &HashMap<String, (Instant, String)>) 
     };
     let head = String::from_utf8_lossy(&response[..split]).into_owned();
     let body = String::from_utf8_lossy(&response[split + 4..]).into_owned();
+    // Every stack member has exactly one `StackName` and one
+    // `StackStatus` (nested members such as parameters, tags and outputs
+    // have neither), so the n-th name belongs with the n-th status
+    // whatever the element order.
+    let names = tag_values(&body, "StackName");
+    let statuses = tag_ranges(&body, "StackStatus");
     let mut out = String::with_capacity(body.len());
-    let mut rest = body.as_str();
-    while let Some(i) = rest.find("<member>") {
-        let (before, from) = rest.split_at(i);
-        out.push_str(before);
-        let end = from
-            .find("</member>")
-            .map_or(from.len(), |e| e + "</member>".len());
-        let (member, after) = from.split_at(end);
-        let name = member
-            .find("<StackName>")
-            .and_then(|s| {
-                let v = &member[s + "<StackName>".len()..];
-                v.find("</StackName>").map(|e| &v[..e])
-            })
-            .unwrap_or("");
-        match busy.get(name) {
-            Some((_, forced)) => {
-                let mut m = member.to_owned();
-                if let Some(s) = m.find("<StackStatus>") {
-                    let vs = s + "<StackStatus>".len();
-                    if let Some(e) = m[vs..].find("</StackStatus>") {
-                        let current = m[vs..vs + e].to_owned();
-                        let shown = if !forced.is_empty() {
-                            forced.clone()
-                        } else if current.starts_with("CREATE") {
-                            "CREATE_IN_PROGRESS".to_owned()
-                        } else if current.starts_with("UPDATE") {
-                            "UPDATE_IN_PROGRESS".to_owned()
-                        } else {
-                            current.clone()
-                        };
-                        m.replace_range(vs..vs + e, &shown);
-                    }
-                }
-                out.push_str(&m);
-            }
-            None => out.push_str(member),
-        }
-        rest = after;
+    let mut last = 0;
+    for (name, (vs, ve)) in names.iter().zip(&statuses) {
+        out.push_str(&body[last..*vs]);
+        let current = &body[*vs..*ve];
+        let shown = match busy.get(name.as_str()) {
+            Some((_, forced)) if !forced.is_empty() => forced.as_str(),
+            Some(_) if current.starts_with("CREATE") => "CREATE_IN_PROGRESS",
+            Some(_) if current.starts_with("UPDATE") => "UPDATE_IN_PROGRESS",
+            _ => current,
+        };
+        out.push_str(shown);
+        last = *ve;
     }
-    out.push_str(rest);
+    out.push_str(&body[last..]);
     let head: String = head
         .lines()
         .map(|l| {
@@ -755,6 +734,31 @@ fn rewrite_statuses(response: &[u8], busy: &HashMap<String, (Instant, String)>) 
     r.extend_from_slice(b"\r\n\r\n");
     r.extend_from_slice(out.as_bytes());
     r
+}
+
+/// The byte ranges of the values of every `<tag>…</tag>` in `text`.
+fn tag_ranges(text: &str, tag: &str) -> Vec<(usize, usize)> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find(&open) {
+        let vs = from + i + open.len();
+        let Some(e) = text[vs..].find(&close) else {
+            break;
+        };
+        out.push((vs, vs + e));
+        from = vs + e + close.len();
+    }
+    out
+}
+
+/// The values of every `<tag>…</tag>` in `text`.
+fn tag_values(text: &str, tag: &str) -> Vec<String> {
+    tag_ranges(text, tag)
+        .into_iter()
+        .map(|(s, e)| text[s..e].to_owned())
+        .collect()
 }
 
 /// Send to the emulator on a new connection; the whole response.
@@ -816,6 +820,22 @@ mod tests {
         assert!(out.contains("<StackName>b</StackName><StackStatus>UPDATE_COMPLETE"));
         let (head, b) = out.split_once("\r\n\r\n").expect("head");
         assert!(head.contains(&format!("Content-Length: {}", b.len())));
+    }
+
+    #[test]
+    fn nested_members_do_not_hide_the_stack_name() {
+        // moto lists parameters (nested members) before the stack name.
+        let body = "<DescribeStacksResponse><Stacks><member><Parameters><member><ParameterKey>P</ParameterKey></member></Parameters><StackStatus>CREATE_COMPLETE</StackStatus><StackName>a</StackName></member></Stacks></DescribeStacksResponse>";
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let busy = HashMap::from([("a".to_owned(), (Instant::now(), String::new()))]);
+        let out = String::from_utf8(rewrite_statuses(resp.as_bytes(), &busy)).expect("utf8");
+        assert!(
+            out.contains("<StackStatus>CREATE_IN_PROGRESS</StackStatus><StackName>a<"),
+            "{out}"
+        );
     }
 
     #[test]

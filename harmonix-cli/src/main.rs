@@ -228,10 +228,12 @@ fn main() -> ExitCode {
 }
 
 /// Logging to stderr for `-v`…`-vvv` (and `RUST_LOG`). The AWS SDK's
-/// signing (`aws_sigv4`) and request dumps (`aws_smithy_runtime`,
-/// `aws_smithy_http_client`, `hyper`) are capped below the levels at which
-/// they print canonical requests and headers (session tokens): those caps
-/// come last, so no `RUST_LOG` lifts them.
+/// signing (`aws_sigv4`), request dumps (`aws_smithy_runtime`,
+/// `aws_smithy_http_client`, `hyper`) and credential loading (`aws_config`)
+/// are capped below the levels at which they print canonical requests,
+/// headers (session tokens) or the resolved identity (access key ids):
+/// those caps come last, so no `RUST_LOG` lifts them. Colours only on a
+/// terminal.
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let base = match verbose {
@@ -239,20 +241,21 @@ fn init_logging(verbose: u8) {
         0 => "warn",
         1 => "warn,harmonix_core=info,harmonix=info",
         2 => "warn,harmonix_core=debug,harmonix=debug,aws_config=info",
-        _ => "info,harmonix_core=trace,harmonix=trace,aws_config=debug,aws_smithy_runtime=debug",
+        _ => "info,harmonix_core=trace,harmonix=trace,aws_config=info",
     };
     init_with(base);
 
     fn init_with(base: &str) {
         let user = std::env::var("RUST_LOG").unwrap_or_default();
         let directives = format!(
-            "{base},{user},aws_sigv4=info,aws_smithy_runtime=debug,aws_smithy_runtime_api=info,aws_smithy_http_client=info,hyper=info,hyper_util=info,h2=info,rustls=info"
+            "{base},{user},aws_sigv4=info,aws_smithy_runtime=info,aws_smithy_runtime_api=info,aws_smithy_http_client=info,aws_config=info,hyper=info,hyper_util=info,h2=info,rustls=info"
         );
         let filter = EnvFilter::try_new(directives.trim_matches(','))
             .unwrap_or_else(|_| EnvFilter::new(base));
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(true)
             .try_init();
     }

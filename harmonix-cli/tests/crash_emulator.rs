@@ -28,8 +28,12 @@ struct Setup {
 
 impl Setup {
     fn new(n: usize) -> Self {
+        Self::with_config(n, Config::aws_model())
+    }
+
+    fn with_config(n: usize, config: Config) -> Self {
         let emu = Emulator::start();
-        let proxy = Proxy::start_with(emu.port(), Config::aws_model(), 0);
+        let proxy = Proxy::start_with(emu.port(), config, 0);
         let dir = tempfile::tempdir().expect("tmp");
         let base = std::fs::read_to_string(repo_root().join("examples/specs/serverless.yaml"))
             .expect("example")
@@ -274,17 +278,31 @@ fn check_catalog(path: &Path, old: &str) {
 
 #[test]
 fn a_second_apply_on_a_locked_environment_is_refused_naming_the_holder() {
-    let s = Setup::new(1);
+    // The first apply's stack stays in progress for ~11 s (timing model
+    // scaled by 10), so the second starts while the first holds the lock.
+    let s = Setup::with_config(
+        1,
+        Config {
+            scale: 10.0,
+            ..Config::aws_model()
+        },
+    );
     let first = s.spawn_apply();
     let pid = first.id();
     assert!(s.wait_for("ExecuteChangeSet", 1));
     let second = s.apply();
-    assert_eq!(second.status.code(), Some(1));
+    let done1 = first.wait_with_output().expect("first finishes");
+    assert_eq!(
+        second.status.code(),
+        Some(1),
+        "{}\n{}",
+        text(&second.stdout),
+        text(&second.stderr)
+    );
     let err = text(&second.stdout);
     assert!(err.contains("HARMONIX_LOCK_HELD"), "{err}");
     assert!(err.contains(&format!("pid {pid}")), "{err}");
-    let done = first.wait_with_output().expect("first finishes");
-    assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    assert_eq!(done1.status.code(), Some(0), "{}", text(&done1.stderr));
 }
 
 #[test]
@@ -297,7 +315,37 @@ fn a_lock_of_another_host_is_recovered_after_its_lease() {
         .duration_since(UNIX_EPOCH)
         .expect("time")
         .as_millis();
-    let item = serde_json::json!({
+    // A live lease: refused, naming the holder.
+    put_item(s.emu.port(), &other_lock(now + 600_000));
+    let refused = s.apply();
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}\n{}",
+        text(&refused.stdout),
+        text(&refused.stderr)
+    );
+    assert!(
+        text(&refused.stdout).contains("another-runner"),
+        "{}",
+        text(&refused.stdout)
+    );
+    // The same holder whose lease runs out (its process died and stopped
+    // renewing): taken over once it has expired.
+    put_item(s.emu.port(), &other_lock(now + 1_000));
+    std::thread::sleep(Duration::from_millis(1_500));
+    let out = s.apply();
+    assert_converged(&s, &out);
+    assert!(
+        text(&out.stdout).contains("took over lock"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// A lock item of another runner on environment `c0`.
+fn other_lock(expires_at_ms: u128) -> String {
+    serde_json::json!({
         "TableName": "harmonix-locks",
         "Item": {
             "lockId": {"S": "123456789012/us-east-1/opa-c0"},
@@ -306,26 +354,11 @@ fn a_lock_of_another_host_is_recovered_after_its_lease() {
             "pid": {"N": "1"},
             "user": {"S": "ci"},
             "command": {"S": "harmonix apply c0.yaml"},
-            "acquiredAt": {"N": now.to_string()},
-            "expiresAt": {"N": (now + 2_000).to_string()},
+            "acquiredAt": {"N": (expires_at_ms - 1_000).to_string()},
+            "expiresAt": {"N": expires_at_ms.to_string()},
         }
-    });
-    put_item(s.emu.port(), &item.to_string());
-    let refused = s.apply();
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(
-        text(&refused.stdout).contains("another-runner"),
-        "{}",
-        text(&refused.stdout)
-    );
-    std::thread::sleep(Duration::from_millis(2_500));
-    let out = s.apply();
-    assert_converged(&s, &out);
-    assert!(
-        text(&out.stdout).contains("took over lock"),
-        "{}",
-        text(&out.stdout)
-    );
+    })
+    .to_string()
 }
 
 fn put_item(port: u16, body: &str) {

@@ -141,7 +141,16 @@ fn no_credential_appears_in_logs_plans_catalogs_audit_items_or_errors() {
     everything.push_str(&scan_table(&emu, "harmonix-locks"));
     // The audit table was destroyed with the stack: read it before.
     let found = leaks(&everything);
-    assert!(found.is_empty(), "secrets found: {found:?}");
+    let context: Vec<&str> = found
+        .iter()
+        .take(3)
+        .filter_map(|n| {
+            let i = everything.find(n.as_str())?;
+            let start = everything[..i].rfind('\n').map_or(0, |n| n + 1);
+            everything.get(start..(start + 400).min(everything.len()))
+        })
+        .collect();
+    assert!(found.is_empty(), "secrets found: {found:?}\n{context:#?}");
     assert!(
         everything.len() > 10_000,
         "the search covered {} bytes",

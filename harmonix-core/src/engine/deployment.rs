@@ -37,7 +37,7 @@ use super::lock::{
 };
 use super::outputs::{complete_outputs, perform};
 use super::plan::{
-    ActionKind, Plan, PlanOptions, plan_destroy, plan_with_state, read_settled_state, validate,
+    ActionKind, Plan, PlanOptions, plan_destroy, plan_with_state, read_settled_state_with, validate,
 };
 use super::state::{StackStatusReport, read_state, status_from_state};
 use crate::Error;
@@ -618,7 +618,31 @@ impl Engine {
             let plan = match kind {
                 PlanKind::Deploy => {
                     let names: Vec<&str> = g.defs.iter().map(|d| d.name.as_str()).collect();
-                    let state = read_settled_state(&names, cfn, &popts, events).await?;
+                    // A stack with an operation running while a live run
+                    // holds its environment's lock: that run is applying;
+                    // refuse now naming it rather than wait and plan
+                    // against a state it is about to change again.
+                    let on_busy = async |busy: &[&str]| -> Result<(), Error> {
+                        if !self.opts.lock.enabled {
+                            return Ok(());
+                        }
+                        let manager =
+                            LockManager::new(clients.dynamodb.clone(), &self.opts.lock.table);
+                        for (_, p) in &g.providers {
+                            let owns = g
+                                .defs
+                                .iter()
+                                .any(|d| d.provider == p.name && busy.contains(&d.name.as_str()));
+                            if owns {
+                                manager
+                                    .ensure_free(&lock_id(&g.target, &Names::of(p).base))
+                                    .await?;
+                            }
+                        }
+                        Ok(())
+                    };
+                    let state =
+                        read_settled_state_with(&names, cfn, &popts, events, on_busy).await?;
                     let stacks = plan_with_state(&g.defs, &state, cfn, &popts, events).await?;
                     Plan::new(g.target.account.clone(), g.target.region.clone(), stacks)
                 }

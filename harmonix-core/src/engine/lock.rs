@@ -49,6 +49,7 @@ use tokio::task::JoinHandle;
 use aws_sdk_dynamodb::operation::create_table::CreateTableError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
+use aws_sdk_dynamodb::operation::get_item::GetItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 
@@ -525,6 +526,46 @@ impl LockManager {
         Err(LockError::Contended {
             lock_id: lock_id.to_owned(),
             attempts: ACQUIRE_ATTEMPTS,
+        })
+    }
+
+    /// Check, without taking it, that nobody alive holds `lock_id`:
+    /// [`LockError::Held`] naming the holder when someone does; `Ok` when
+    /// the lock is free, expired, held by a dead process on this host, or
+    /// the lock table does not exist. Read-only (one GetItem); used to
+    /// refuse early when another run is working on an environment.
+    pub async fn ensure_free(&self, lock_id: &str) -> Result<(), LockError> {
+        let call = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(A_LOCK_ID, s(lock_id))
+            .consistent_read(true)
+            .send();
+        let item = match timed("GetItem", &self.table, self.call_timeout, call).await? {
+            Ok(out) => out.item,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(GetItemError::is_resource_not_found_exception) =>
+            {
+                None
+            }
+            Err(e) => return Err(aws_error("GetItem", &self.table, e)),
+        };
+        let Some(item) = item else {
+            return Ok(());
+        };
+        let current = holder_of(&item);
+        let Some(expires) = get_n(&item, A_EXPIRES_AT) else {
+            return Ok(());
+        };
+        if expires < now_millis() || (current.host == this_host() && pid_is_dead(current.pid)) {
+            return Ok(());
+        }
+        Err(LockError::Held {
+            lock_id: lock_id.to_owned(),
+            holder: current,
+            expires_at: UNIX_EPOCH + Duration::from_millis(expires),
         })
     }
 

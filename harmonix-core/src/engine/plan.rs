@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeSetStatus, ChangeSetType, Parameter, ResourceAttribute, Tag,
+    Capability, ChangeSetStatus, ChangeSetType, ExecutionStatus, Parameter, ResourceAttribute, Tag,
 };
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
@@ -455,9 +455,23 @@ pub(crate) async fn read_settled_state(
     opts: &PlanOptions,
     events: EventSink<'_>,
 ) -> Result<StateMap, EngineError> {
+    read_settled_state_with(names, client, opts, events, async |_: &[&str]| Ok(())).await
+}
+
+/// [`read_settled_state`], calling `on_busy` with the busy stacks' names
+/// the first time any is seen; its error ends the wait (the deployment
+/// engine refuses there when another live run holds the environment).
+pub(crate) async fn read_settled_state_with<E: From<EngineError>>(
+    names: &[&str],
+    client: &Client,
+    opts: &PlanOptions,
+    events: EventSink<'_>,
+    on_busy: impl AsyncFn(&[&str]) -> Result<(), E>,
+) -> Result<StateMap, E> {
     let started = Instant::now();
     let mut delay = opts.poll.initial;
     let mut reported = BTreeSet::new();
+    let mut checked = false;
     loop {
         let state = read_state(client).await?;
         let busy: Vec<&StackState> = names
@@ -468,6 +482,11 @@ pub(crate) async fn read_settled_state(
         let Some(first) = busy.first() else {
             return Ok(state);
         };
+        if !checked {
+            checked = true;
+            let busy_names: Vec<&str> = busy.iter().map(|s| s.name.as_str()).collect();
+            on_busy(&busy_names).await?;
+        }
         for st in &busy {
             if reported.insert((st.name.clone(), st.status.clone())) {
                 events(&Event::Waiting {
@@ -483,7 +502,8 @@ pub(crate) async fn read_settled_state(
                     first.name, first.status
                 ),
                 after: opts.settle_timeout,
-            });
+            }
+            .into());
         }
         tokio::time::sleep(delay).await;
         delay = opts.poll.next(delay);
@@ -737,25 +757,37 @@ async fn plan_change_set(
     let source = StackSource::of(def);
     let hash = def.content_hash();
     // A stack in REVIEW_IN_PROGRESS holds no resources, only the change
-    // sets of an earlier plan that was never applied (or an apply killed
-    // before it executed): remove it, so the new change set makes exactly
-    // one stack.
+    // sets of an earlier plan that was never applied (or of an apply
+    // killed before it executed, or of a run planning right now). When it
+    // holds our change set for exactly this content, reuse it: a re-run
+    // after a crash, or a concurrent run, then plans the same change set
+    // instead of making another. Otherwise remove the stack, so the new
+    // change set makes exactly one stack.
     let mut st = st;
+    let mut reused = None;
     if let Some(review) = st.filter(|s| s.status == "REVIEW_IN_PROGRESS") {
-        remove_review_stack(client, &def.name, &review.stack_id, opts).await?;
-        st = None;
+        reused = review_change_set(client, def, review, &hash, opts).await?;
+        if reused.is_none() {
+            remove_review_stack(client, &def.name, &review.stack_id, opts).await?;
+            st = None;
+        }
     }
     let observed = st.map(Observed::from);
-    let result = create_change_set(
-        client,
-        &def.name,
-        &source,
-        &hash,
-        observed.as_ref(),
-        kind.clone(),
-        opts,
-    )
-    .await?;
+    let result = match reused {
+        Some(r) => r,
+        None => {
+            create_change_set(
+                client,
+                &def.name,
+                &source,
+                &hash,
+                observed.as_ref(),
+                kind.clone(),
+                opts,
+            )
+            .await?
+        }
+    };
     let mut ps = PlannedStack {
         name: def.name.clone(),
         action: ActionKind::NoOp,
@@ -787,6 +819,49 @@ async fn plan_change_set(
         ps.changes = changes;
     }
     Ok(ps)
+}
+
+/// The ready change set of `hash`'s content on a review-only stack, if it
+/// has one (`None` when absent, failed or already executed).
+async fn review_change_set(
+    client: &Client,
+    def: &StackDefinition,
+    review: &StackState,
+    hash: &str,
+    opts: &PlanOptions,
+) -> Result<Option<ChangeSetResult>, EngineError> {
+    let found = client
+        .describe_change_set()
+        .stack_name(&review.stack_id)
+        .change_set_name(change_set_name(hash))
+        .send()
+        .await;
+    let resp = match found {
+        Ok(r) => r,
+        Err(e) if e.code() == Some("ChangeSetNotFound") || e.code() == Some("ValidationError") => {
+            return Ok(None);
+        }
+        Err(e) => return Err(EngineError::aws("DescribeChangeSet", Some(&def.name), e)),
+    };
+    let usable = matches!(
+        resp.status(),
+        Some(
+            ChangeSetStatus::CreateComplete
+                | ChangeSetStatus::CreatePending
+                | ChangeSetStatus::CreateInProgress
+        )
+    ) && resp
+        .execution_status()
+        .is_none_or(|x| *x == ExecutionStatus::Available || *x == ExecutionStatus::Unavailable);
+    let Some(id) = resp.change_set_id().filter(|_| usable) else {
+        return Ok(None);
+    };
+    let result =
+        wait_change_set(client, &def.name, id, Some(review.stack_id.clone()), opts).await?;
+    Ok(match result {
+        r @ ChangeSetResult::Ready { .. } => Some(r),
+        ChangeSetResult::NoChanges => None,
+    })
 }
 
 /// Delete a stack that only holds change sets (`REVIEW_IN_PROGRESS`) and
