@@ -37,7 +37,8 @@ use super::lock::{
 };
 use super::outputs::{complete_outputs, perform};
 use super::plan::{
-    ActionKind, Plan, PlanOptions, plan_destroy, plan_with_state, read_settled_state_with, validate,
+    ActionKind, Plan, PlanOptions, busy_stacks, plan_destroy, plan_with_state, read_settled_state,
+    validate,
 };
 use super::state::{StackStatusReport, read_state, status_from_state};
 use crate::Error;
@@ -622,27 +623,17 @@ impl Engine {
                     // holds its environment's lock: that run is applying;
                     // refuse now naming it rather than wait and plan
                     // against a state it is about to change again.
-                    let on_busy = async |busy: &[&str]| -> Result<(), Error> {
-                        if !self.opts.lock.enabled {
-                            return Ok(());
-                        }
-                        let manager =
-                            LockManager::new(clients.dynamodb.clone(), &self.opts.lock.table);
-                        for (_, p) in &g.providers {
-                            let owns = g
-                                .defs
-                                .iter()
-                                .any(|d| d.provider == p.name && busy.contains(&d.name.as_str()));
-                            if owns {
-                                manager
-                                    .ensure_free(&lock_id(&g.target, &Names::of(p).base))
-                                    .await?;
-                            }
-                        }
-                        Ok(())
+                    let first = read_state(cfn).await?;
+                    let busy: Vec<String> = busy_stacks(&names, &first)
+                        .iter()
+                        .map(|s| s.name.clone())
+                        .collect();
+                    let state = if busy.is_empty() {
+                        first
+                    } else {
+                        self.refuse_if_locked(g, &clients, &busy).await?;
+                        read_settled_state(&names, cfn, &popts, events).await?
                     };
-                    let state =
-                        read_settled_state_with(&names, cfn, &popts, events, on_busy).await?;
                     let stacks = plan_with_state(&g.defs, &state, cfn, &popts, events).await?;
                     Plan::new(g.target.account.clone(), g.target.region.clone(), stacks)
                 }
@@ -657,6 +648,32 @@ impl Engine {
         .await;
         let targets = plans.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok(DeploymentPlan::new(kind, specs.to_embedded(), targets))
+    }
+
+    /// [`LockError::Held`] when a live run (not this one) holds the lock of
+    /// an environment owning one of the `busy` stacks.
+    async fn refuse_if_locked(
+        &self,
+        g: &Group<'_>,
+        clients: &Clients,
+        busy: &[String],
+    ) -> Result<(), Error> {
+        if !self.opts.lock.enabled {
+            return Ok(());
+        }
+        let manager = LockManager::new(clients.dynamodb.clone(), &self.opts.lock.table);
+        for (_, p) in &g.providers {
+            let owns = g
+                .defs
+                .iter()
+                .any(|d| d.provider == p.name && busy.contains(&d.name));
+            if owns {
+                manager
+                    .ensure_free(&lock_id(&g.target, &Names::of(p).base))
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Apply a reviewed plan: lock every environment, refuse the plan if

@@ -446,6 +446,15 @@ fn is_busy(st: &StackState) -> bool {
     is_in_progress(&st.status) && st.status != "REVIEW_IN_PROGRESS"
 }
 
+/// The named stacks of `state` with an operation running.
+pub(crate) fn busy_stacks<'s>(names: &[&str], state: &'s StateMap) -> Vec<&'s StackState> {
+    names
+        .iter()
+        .filter_map(|n| state.get(*n))
+        .filter(|s| is_busy(s))
+        .collect()
+}
+
 /// Read the state and, while any of the named stacks has an operation
 /// running, wait (polling the whole account/region, one paginated read per
 /// round) up to `opts.settle_timeout`.
@@ -455,38 +464,15 @@ pub(crate) async fn read_settled_state(
     opts: &PlanOptions,
     events: EventSink<'_>,
 ) -> Result<StateMap, EngineError> {
-    read_settled_state_with(names, client, opts, events, async |_: &[&str]| Ok(())).await
-}
-
-/// [`read_settled_state`], calling `on_busy` with the busy stacks' names
-/// the first time any is seen; its error ends the wait (the deployment
-/// engine refuses there when another live run holds the environment).
-pub(crate) async fn read_settled_state_with<E: From<EngineError>>(
-    names: &[&str],
-    client: &Client,
-    opts: &PlanOptions,
-    events: EventSink<'_>,
-    on_busy: impl AsyncFn(&[&str]) -> Result<(), E>,
-) -> Result<StateMap, E> {
     let started = Instant::now();
     let mut delay = opts.poll.initial;
     let mut reported = BTreeSet::new();
-    let mut checked = false;
     loop {
         let state = read_state(client).await?;
-        let busy: Vec<&StackState> = names
-            .iter()
-            .filter_map(|n| state.get(*n))
-            .filter(|s| is_busy(s))
-            .collect();
+        let busy = busy_stacks(names, &state);
         let Some(first) = busy.first() else {
             return Ok(state);
         };
-        if !checked {
-            checked = true;
-            let busy_names: Vec<&str> = busy.iter().map(|s| s.name.as_str()).collect();
-            on_busy(&busy_names).await?;
-        }
         for st in &busy {
             if reported.insert((st.name.clone(), st.status.clone())) {
                 events(&Event::Waiting {
@@ -502,8 +488,7 @@ pub(crate) async fn read_settled_state_with<E: From<EngineError>>(
                     first.name, first.status
                 ),
                 after: opts.settle_timeout,
-            }
-            .into());
+            });
         }
         tokio::time::sleep(delay).await;
         delay = opts.poll.next(delay);
