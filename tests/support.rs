@@ -22,6 +22,21 @@ pub fn example_specs() -> Vec<PathBuf> {
     v
 }
 
+/// `checkov` from its own venv (`.venv-checkov`, made by `scripts/setup`;
+/// its dependencies clash with moto's), or from `HARMONIX_CHECKOV_VENV`.
+/// Panics with a hint when missing.
+pub fn checkov() -> PathBuf {
+    let venv = std::env::var_os("HARMONIX_CHECKOV_VENV")
+        .map_or_else(|| repo_root().join(".venv-checkov"), PathBuf::from);
+    let p = venv.join("bin").join("checkov");
+    assert!(
+        p.exists(),
+        "{} not found: run `scripts/setup` first (it makes the checkov venv)",
+        p.display()
+    );
+    p
+}
+
 /// A tool from the project's Python venv (`.venv/bin/NAME`, made by
 /// `scripts/setup`), or from `HARMONIX_VENV` when set. Panics with a hint
 /// when missing: these tests must not silently skip.

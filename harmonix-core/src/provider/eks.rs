@@ -1293,7 +1293,11 @@ fn kubectl_lambda(t: &mut Template, spec: &ProviderSpec, net: &common::Network) 
                 "LoggingConfig",
                 json!({ "LogGroup": fns::ref_(ids::LOG_GROUP), "LogFormat": "JSON" }),
             )
-            .property("Tags", common::resource_tags(spec)),
+            .property("Tags", common::resource_tags(spec))
+            .checkov_skip(
+                "CKV_AWS_116",
+                "Invoked synchronously (RequestResponse) by the pipeline and the operations role, which see each error: a dead-letter queue only receives failed asynchronous invocations",
+            ),
     );
     t.output(
         OUTPUT_KUBECTL_LAMBDA_ARN,

@@ -722,7 +722,11 @@ fn health_function(
             )
             .property_opt("TracingConfig", s.tracing.then(|| json!({ "Mode": "Active" })))
             .property_opt("VpcConfig", vpc_config)
-            .property("Tags", common::resource_tags(spec)),
+            .property("Tags", common::resource_tags(spec))
+            .checkov_skip(
+                "CKV_AWS_116",
+                "Invoked synchronously by API Gateway (proxy integration): a dead-letter queue only receives failed asynchronous invocations",
+            ),
     );
     t.resource(
         HEALTH_PERMISSION,
@@ -860,6 +864,16 @@ fn stage(t: &mut Template, spec: &ProviderSpec, s: Settings<'_>, deployment: &st
         .property("TracingEnabled", s.tracing)
         .property("MethodSettings", json!([method]))
         .property("Tags", common::resource_tags(spec));
+    r = r.checkov_skip(
+        "CKV_AWS_120",
+        "Response caching is the application's choice (a billed cache cluster with stale reads); the environment's stage does not cache",
+    );
+    if !s.tracing {
+        r = r.checkov_skip(
+            "CKV_AWS_73",
+            "X-Ray tracing is opt-in (billed per trace): set serverless.tracing: true in the spec",
+        );
+    }
     if s.access_logging {
         r = r.depends_on(ACCOUNT).property(
             "AccessLogSetting",

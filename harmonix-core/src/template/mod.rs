@@ -206,6 +206,20 @@ impl Resource {
         self.update_replace_policy = Some(policy.to_owned());
         self
     }
+    /// Suppress checkov check `id` on this resource, with the reason
+    /// (kept in the template: `Metadata.checkov.skip[].comment`).
+    #[must_use]
+    pub fn checkov_skip(mut self, id: &str, reason: &str) -> Self {
+        let entry = serde_json::json!({ "id": id, "comment": reason });
+        let checkov = self
+            .metadata
+            .entry("checkov".to_owned())
+            .or_insert_with(|| serde_json::json!({ "skip": [] }));
+        if let Some(list) = checkov.get_mut("skip").and_then(Value::as_array_mut) {
+            list.push(entry);
+        }
+        self
+    }
     /// Set a metadata entry.
     #[must_use]
     pub fn metadata(mut self, key: impl Into<String>, value: Value) -> Self {
