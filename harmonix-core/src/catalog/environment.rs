@@ -125,8 +125,8 @@ pub fn environment_entity(env: &EnvironmentSpec, spec: &ValidSpec) -> Entity {
     }
 }
 
-/// Every catalog entity of a spec, in file order: one
-/// `AWSEnvironmentProvider` per provider (built by the provider
+/// Every catalog entity of a spec, in file order: the entities of each
+/// provider (one `AWSEnvironmentProvider`, and any more the kind adds; built by the provider
 /// implementation from `outputs`, or from derived names where an output is
 /// missing), then one `AWSEnvironment` per environment.
 pub fn entities(
@@ -142,7 +142,7 @@ pub fn entities(
                 provider: p.name.clone(),
                 kind: p.kind,
             })?;
-        out.push(imp.catalog_entity(p, outputs));
+        out.extend(imp.catalog_entities(p, outputs));
     }
     for env in spec.environments() {
         if let Some(missing) = env.providers.iter().find(|n| spec.provider(n).is_none()) {

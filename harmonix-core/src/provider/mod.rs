@@ -52,6 +52,13 @@ pub trait EnvironmentProvider: Send + Sync + std::fmt::Debug {
     /// [`Lookup::key`].
     fn catalog_entity(&self, spec: ValidProvider<'_>, outputs: &StackOutputs) -> Entity;
 
+    /// Every catalog entity of this provider: the provider entity first,
+    /// then any more the kind describes (e.g. one `Resource` per stage).
+    /// Default: just [`EnvironmentProvider::catalog_entity`].
+    fn catalog_entities(&self, spec: ValidProvider<'_>, outputs: &StackOutputs) -> Vec<Entity> {
+        vec![self.catalog_entity(spec, outputs)]
+    }
+
     /// Live facts the catalog entity needs beyond stack outputs, which the
     /// engine looks up after deploying (the only AWS reads a provider can
     /// ask for). Default: none.

@@ -25,9 +25,11 @@ pub(crate) mod cidr;
 mod error;
 mod model;
 mod parse;
+pub mod platform;
 pub(crate) mod regions;
 mod set;
 pub mod validate;
+pub mod vm_image;
 
 pub use error::{SpecError, ValidationError, ValidationErrors};
 pub use model::*;

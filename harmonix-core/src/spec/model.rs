@@ -67,11 +67,26 @@ pub enum ProviderKind {
     /// Amazon API Gateway + AWS Lambda.
     #[serde(rename = "serverless")]
     Serverless,
+    /// The Backstage platform itself: ECS Fargate + Aurora PostgreSQL
+    /// behind an HTTPS load balancer, one stack per stage.
+    #[serde(rename = "backstage-platform")]
+    BackstagePlatform,
+    /// An application on versioned machine images: launch templates and
+    /// Auto Scaling groups behind a load balancer.
+    #[serde(rename = "vm-image")]
+    VmImage,
 }
 
 impl ProviderKind {
     /// Every kind, in a stable order.
-    pub const ALL: [ProviderKind; 4] = [Self::Ecs, Self::EcsEc2, Self::Eks, Self::Serverless];
+    pub const ALL: [ProviderKind; 6] = [
+        Self::Ecs,
+        Self::EcsEc2,
+        Self::Eks,
+        Self::Serverless,
+        Self::BackstagePlatform,
+        Self::VmImage,
+    ];
 
     /// The spelling used in spec files and on the command line.
     pub fn as_str(self) -> &'static str {
@@ -80,6 +95,8 @@ impl ProviderKind {
             Self::EcsEc2 => "ecs-ec2",
             Self::Eks => "eks",
             Self::Serverless => "serverless",
+            Self::BackstagePlatform => "backstage-platform",
+            Self::VmImage => "vm-image",
         }
     }
 
@@ -89,6 +106,8 @@ impl ProviderKind {
             Self::Ecs | Self::EcsEc2 => "aws-ecs",
             Self::Eks => "aws-eks",
             Self::Serverless => "aws-serverless",
+            Self::BackstagePlatform => "aws-backstage-platform",
+            Self::VmImage => "aws-vm-image",
         }
     }
 }
@@ -195,6 +214,12 @@ pub struct ProviderSpec {
     /// API Gateway options (kind `serverless`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serverless: Option<ServerlessSpec>,
+    /// Backstage platform options (kind `backstage-platform`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<super::platform::PlatformSpec>,
+    /// Machine-image application options (kind `vm-image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vm_image: Option<super::vm_image::VmImageSpec>,
 }
 
 /// A 12-digit AWS account id. Accepts a YAML string or integer; an integer

@@ -669,9 +669,10 @@ fn tag_value_problem(value: &str) -> Option<String> {
     })
 }
 
-/// `ecs`, `eks` and `serverless` sections only on their kinds.
+/// Kind-specific sections (`ecs`, `eks`, `serverless`, `platform`,
+/// `vmImage`) only on their kinds.
 fn check_kind_sections(p: &ProviderSpec, path: &str, errors: &mut ValidationErrors) {
-    let sections: [(&str, bool, &[ProviderKind]); 3] = [
+    let sections: [(&str, bool, &[ProviderKind]); 5] = [
         (
             "ecs",
             p.ecs.is_some(),
@@ -683,6 +684,12 @@ fn check_kind_sections(p: &ProviderSpec, path: &str, errors: &mut ValidationErro
             p.serverless.is_some(),
             &[ProviderKind::Serverless],
         ),
+        (
+            "platform",
+            p.platform.is_some(),
+            &[ProviderKind::BackstagePlatform],
+        ),
+        ("vmImage", p.vm_image.is_some(), &[ProviderKind::VmImage]),
     ];
     for (field, present, kinds) in sections {
         if present && !kinds.contains(&p.kind) {
