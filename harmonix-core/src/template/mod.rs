@@ -134,6 +134,12 @@ pub struct Resource {
     /// Condition name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
+    /// `CreationPolicy` (e.g. `ResourceSignal` of an Auto Scaling group).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sorted::option"
+    )]
+    pub creation_policy: Option<Value>,
     /// Deletion policy (`Retain`, `Delete`, `Snapshot`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<String>,
@@ -155,6 +161,13 @@ pub struct Resource {
     /// Resource type, e.g. `AWS::EC2::VPC`.
     #[serde(rename = "Type")]
     pub kind: String,
+    /// `UpdatePolicy` (e.g. `AutoScalingRollingUpdate` of an Auto Scaling
+    /// group).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sorted::option"
+    )]
+    pub update_policy: Option<Value>,
     /// Update-replace policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_replace_policy: Option<String>,
@@ -166,8 +179,10 @@ impl Resource {
         Self {
             kind: kind.into(),
             condition: None,
+            creation_policy: None,
             depends_on: BTreeSet::new(),
             deletion_policy: None,
+            update_policy: None,
             update_replace_policy: None,
             metadata: Map::new(),
             properties: BTreeMap::new(),
@@ -204,6 +219,18 @@ impl Resource {
     pub fn retain_policy(mut self, policy: &str) -> Self {
         self.deletion_policy = Some(policy.to_owned());
         self.update_replace_policy = Some(policy.to_owned());
+        self
+    }
+    /// Set the `UpdatePolicy` attribute.
+    #[must_use]
+    pub fn update_policy(mut self, policy: Value) -> Self {
+        self.update_policy = Some(policy);
+        self
+    }
+    /// Set the `CreationPolicy` attribute.
+    #[must_use]
+    pub fn creation_policy(mut self, policy: Value) -> Self {
+        self.creation_policy = Some(policy);
         self
     }
     /// Suppress checkov check `id` on this resource, with the reason
@@ -595,6 +622,35 @@ mod tests {
             vec!["A", "B.Arn", "AWS::Region"]
         );
         assert!(fns::sub_variables("${unterminated").is_empty());
+    }
+
+    #[test]
+    fn update_and_creation_policies_are_written_in_key_order() {
+        let mut t = Template::new("group");
+        t.resource(
+            "Group",
+            Resource::new("AWS::AutoScaling::AutoScalingGroup")
+                .property("MinSize", "1")
+                .creation_policy(json!({ "ResourceSignal": { "Timeout": "PT5M", "Count": 1 } }))
+                .update_policy(json!({ "AutoScalingRollingUpdate": { "PauseTime": "PT5M", "MinInstancesInService": 1 } }))
+                .retain_policy("Delete"),
+        );
+        let s = t.to_json();
+        let at = |k: &str| s.find(k).unwrap_or_else(|| panic!("{k} missing: {s}"));
+        assert!(at("\"CreationPolicy\"") < at("\"DeletionPolicy\""), "{s}");
+        assert!(at("\"Type\"") < at("\"UpdatePolicy\""), "{s}");
+        assert!(
+            at("\"UpdatePolicy\"") < at("\"UpdateReplacePolicy\""),
+            "{s}"
+        );
+        assert!(
+            at("\"Count\"") < at("\"Timeout\""),
+            "nested keys sorted: {s}"
+        );
+        assert!(at("\"MinInstancesInService\"") < at("\"PauseTime\""), "{s}");
+        let plain = Resource::new("AWS::SNS::Topic");
+        let json = serde_json::to_string(&plain).unwrap_or_default();
+        assert!(!json.contains("Policy"), "{json}");
     }
 
     #[test]
