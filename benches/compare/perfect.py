@@ -68,13 +68,24 @@ def main() -> int:
     entries = stacks_of(manifest)
     if mode == "create":
         def create(e: Dict[str, Any]) -> None:
-            cfn.create_stack(
-                StackName=e["name"],
-                TemplateBody=e["templateBody"],
-                Parameters=params(e),
-                Tags=tags(e),
-                Capabilities=e["capabilities"],
-            )
+            # Retried: the emulator answers some concurrent creates with
+            # errors; a perfect tool would retry them too.
+            for attempt in range(8):
+                try:
+                    cfn.create_stack(
+                        StackName=e["name"],
+                        TemplateBody=e["templateBody"],
+                        Parameters=params(e),
+                        Tags=tags(e),
+                        Capabilities=e["capabilities"],
+                    )
+                    return
+                except Exception as err:  # noqa: BLE001 - any failure is retried, the last one raised
+                    if "AlreadyExists" in str(err):
+                        return
+                    if attempt == 7:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
 
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(create, entries))
