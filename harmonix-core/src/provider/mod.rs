@@ -5,6 +5,7 @@
 //! entities out. Adding a kind means one new module here, one variant of
 //! [`ProviderKind`] and one line in [`Registry::builtin`].
 
+mod backstage_platform;
 pub mod common;
 mod ecs;
 mod eks;
@@ -15,6 +16,7 @@ mod stack;
 #[cfg(test)]
 mod test_support;
 
+pub use backstage_platform::BackstagePlatformProvider;
 pub use ecs::{EcsEc2Provider, EcsProvider};
 pub use eks::EksProvider;
 pub use names::{DerivedName, NameKind, Names};

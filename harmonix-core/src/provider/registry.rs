@@ -27,6 +27,7 @@ impl Registry {
         r.register(Arc::new(EcsEc2Provider));
         r.register(Arc::new(EksProvider));
         r.register(Arc::new(ServerlessProvider));
+        r.register(Arc::new(super::BackstagePlatformProvider));
         r
     }
 
