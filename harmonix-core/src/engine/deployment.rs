@@ -37,8 +37,7 @@ use super::lock::{
 };
 use super::outputs::{complete_outputs, perform};
 use super::plan::{
-    ActionKind, Plan, PlanOptions, busy_stacks, plan_destroy, plan_with_state, read_settled_state,
-    validate,
+    ActionKind, Plan, PlanOptions, Triage, plan_destroy, plan_triaged, read_settled_state, validate,
 };
 use super::state::{StackStatusReport, read_state, status_from_state};
 use crate::Error;
@@ -535,9 +534,37 @@ impl Engine {
 
     /// Group the specs' stacks by target, in first-seen order.
     fn groups<'a>(&self, specs: &'a SpecSet) -> Result<Vec<Group<'a>>, Error> {
+        self.groups_of(specs, true)
+    }
+
+    /// The providers of `specs` by target; with `render`, each group's
+    /// stacks too (checked: unique names, acyclic dependencies). Without,
+    /// `defs` stay empty (planning renders provider by provider).
+    fn groups_of<'a>(&self, specs: &'a SpecSet, render: bool) -> Result<Vec<Group<'a>>, Error> {
         let mut groups: Vec<Group<'a>> = Vec::new();
-        for ps in specs.provider_stacks(&self.registry)? {
-            let p = ps.provider;
+        let items: Vec<(usize, crate::spec::ValidProvider<'a>, Vec<StackDefinition>)> = if render {
+            specs
+                .provider_stacks(&self.registry)?
+                .into_iter()
+                .map(|ps| (ps.spec_index, ps.provider, ps.stacks))
+                .collect()
+        } else {
+            let mut v = Vec::new();
+            for (spec_index, (_, spec)) in specs.iter().enumerate() {
+                for (index, p) in spec.providers().enumerate() {
+                    if self.registry.get(p.kind).is_none() {
+                        return Err(crate::render::RenderError::UnknownKind {
+                            kind: p.kind.to_string(),
+                            index,
+                        }
+                        .into());
+                    }
+                    v.push((spec_index, p, Vec::new()));
+                }
+            }
+            v
+        };
+        for (spec_index, p, stacks) in items {
             let key = (
                 p.account.as_str().to_owned(),
                 p.region.clone(),
@@ -566,8 +593,8 @@ impl Engine {
                 groups.len() - 1
             };
             let g = &mut groups[i];
-            g.providers.push((ps.spec_index, p));
-            g.defs.extend(ps.stacks);
+            g.providers.push((spec_index, p));
+            g.defs.extend(stacks);
         }
         for g in &mut groups {
             // The role session name tells CloudTrail which environments.
@@ -577,7 +604,9 @@ impl Engine {
                 .map(|(_, p)| p.name.as_str())
                 .collect::<Vec<_>>()
                 .join("+");
-            validate(&g.defs)?;
+            if render {
+                validate(&g.defs)?;
+            }
         }
         Ok(groups)
     }
@@ -611,30 +640,34 @@ impl Engine {
         kind: PlanKind,
         events: EventSink<'_>,
     ) -> Result<DeploymentPlan, Error> {
-        let groups = self.groups(specs)?;
+        let groups = self.groups_of(specs, kind == PlanKind::Destroy)?;
         let popts = self.plan_options();
         let plans = join_all(groups.iter().map(|g| async {
             let clients = self.clients(&g.target).await?;
             let cfn = &clients.cloudformation;
             let plan = match kind {
                 PlanKind::Deploy => {
-                    let names: Vec<&str> = g.defs.iter().map(|d| d.name.as_str()).collect();
-                    // A stack with an operation running while a live run
-                    // holds its environment's lock: that run is applying;
-                    // refuse now naming it rather than wait and plan
-                    // against a state it is about to change again.
-                    let first = read_state(cfn).await?;
-                    let busy: Vec<String> = busy_stacks(&names, &first)
-                        .iter()
-                        .map(|s| s.name.clone())
-                        .collect();
-                    let state = if busy.is_empty() {
-                        first
-                    } else {
-                        self.refuse_if_locked(g, &clients, &busy).await?;
-                        read_settled_state(&names, cfn, &popts, events).await?
-                    };
-                    let stacks = plan_with_state(&g.defs, &state, cfn, &popts, events).await?;
+                    // One state read, then each provider rendered and
+                    // decided in turn: templates of stacks without changes
+                    // are dropped as soon as they are hashed.
+                    let mut state = read_state(cfn).await?;
+                    let mut triage = self.triage(g, &state, events)?;
+                    if !triage.busy.is_empty() {
+                        // A stack with an operation running while a live
+                        // run holds its environment's lock: that run is
+                        // applying; refuse now naming it rather than wait
+                        // and plan against a state it is about to change
+                        // again. Otherwise wait for it, then decide again.
+                        self.refuse_if_locked(g, &triage.light, &clients, &triage.busy)
+                            .await?;
+                        let names: Vec<String> =
+                            triage.light.iter().map(|d| d.name.clone()).collect();
+                        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                        state = read_settled_state(&names, cfn, &popts, events).await?;
+                        triage = self.triage(g, &state, events)?;
+                    }
+                    validate(&triage.light)?;
+                    let stacks = plan_triaged(triage, &state, cfn, &popts, events).await?;
                     Plan::new(g.target.account.clone(), g.target.region.clone(), stacks)
                 }
                 PlanKind::Destroy => plan_destroy(&g.defs, cfn, &popts, events).await?,
@@ -650,11 +683,33 @@ impl Engine {
         Ok(DeploymentPlan::new(kind, specs.to_embedded(), targets))
     }
 
+    /// Render `g`'s providers one at a time and decide their stacks against
+    /// `state` (see [`Triage`]).
+    fn triage(
+        &self,
+        g: &Group<'_>,
+        state: &super::state::StateMap,
+        events: EventSink<'_>,
+    ) -> Result<Triage, Error> {
+        let mut triage = Triage::default();
+        for (i, (_, p)) in g.providers.iter().enumerate() {
+            let imp = self.registry.get(p.kind).ok_or_else(|| {
+                crate::render::RenderError::UnknownKind {
+                    kind: p.kind.to_string(),
+                    index: i,
+                }
+            })?;
+            triage.add(imp.stacks(*p), state, events)?;
+        }
+        Ok(triage)
+    }
+
     /// [`LockError::Held`] when a live run (not this one) holds the lock of
     /// an environment owning one of the `busy` stacks.
     async fn refuse_if_locked(
         &self,
         g: &Group<'_>,
+        defs: &[StackDefinition],
         clients: &Clients,
         busy: &[String],
     ) -> Result<(), Error> {
@@ -663,8 +718,7 @@ impl Engine {
         }
         let manager = LockManager::new(clients.dynamodb.clone(), &self.opts.lock.table);
         for (_, p) in &g.providers {
-            let owns = g
-                .defs
+            let owns = defs
                 .iter()
                 .any(|d| d.provider == p.name && busy.contains(&d.name));
             if owns {

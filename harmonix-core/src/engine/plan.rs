@@ -709,6 +709,87 @@ pub(crate) async fn plan_with_state(
     Ok(planned)
 }
 
+/// Stacks decided against an already read state one batch (provider) at
+/// a time, so a large plan never holds every template: a stack that needs
+/// no change set keeps only its name, provider and dependencies (its
+/// template is dropped once hashed); the rest wait for
+/// [`plan_triaged`] with their templates.
+#[derive(Debug, Default)]
+pub(crate) struct Triage {
+    /// Every stack in definition order, templates dropped.
+    pub light: Vec<StackDefinition>,
+    /// Per stack of `light`: the planned stack when decided without a
+    /// change set, `None` when it is in `full`.
+    pub done: Vec<Option<PlannedStack>>,
+    /// Stacks that need a change set, in definition order, whole.
+    pub full: Vec<StackDefinition>,
+    /// Stacks with an operation running (nothing decided for them).
+    pub busy: Vec<String>,
+}
+
+impl Triage {
+    /// Decide `batch` against `state`.
+    pub(crate) fn add(
+        &mut self,
+        batch: Vec<StackDefinition>,
+        state: &StateMap,
+        events: EventSink<'_>,
+    ) -> Result<(), EngineError> {
+        for def in batch {
+            let st = state.get(&def.name);
+            let light = def.clone_without_template();
+            if st.is_some_and(is_busy) {
+                self.busy.push(def.name.clone());
+                self.done.push(None);
+                self.full.push(def);
+            } else {
+                match decide(&def, st)? {
+                    Decision::Done(ps) => {
+                        events(&Event::Planned {
+                            stack: ps.name.clone(),
+                            action: ps.action,
+                            changes: ps.changes.len(),
+                        });
+                        self.done.push(Some(*ps));
+                    }
+                    Decision::ChangeSet(_) => {
+                        self.done.push(None);
+                        self.full.push(def);
+                    }
+                }
+            }
+            self.light.push(light);
+        }
+        Ok(())
+    }
+}
+
+/// Finish a [`Triage`]: change sets for the stacks that need them (as
+/// [`plan_with_state`]), merged back in definition order.
+pub(crate) async fn plan_triaged(
+    triage: Triage,
+    state: &StateMap,
+    client: &Client,
+    opts: &PlanOptions,
+    events: EventSink<'_>,
+) -> Result<Vec<PlannedStack>, EngineError> {
+    let changed = plan_with_state(&triage.full, state, client, opts, events).await?;
+    let mut changed = changed.into_iter();
+    let mut out = Vec::with_capacity(triage.done.len());
+    for (done, def) in triage.done.into_iter().zip(&triage.light) {
+        match done.or_else(|| changed.next()) {
+            Some(ps) => out.push(ps),
+            None => {
+                return Err(EngineError::InvalidInput {
+                    path: def.name.clone(),
+                    problem: "no plan for this stack (internal error)".into(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 async fn plan_one(
     def: &StackDefinition,
     decision: Decision,

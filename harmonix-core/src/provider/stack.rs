@@ -39,6 +39,22 @@ pub struct StackDefinition {
 }
 
 impl StackDefinition {
+    /// A copy with an empty template (name, target, parameters, tags,
+    /// dependencies and capabilities only).
+    pub fn clone_without_template(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            provider: self.provider.clone(),
+            account: self.account.clone(),
+            region: self.region.clone(),
+            template: crate::template::Template::default(),
+            parameters: self.parameters.clone(),
+            tags: self.tags.clone(),
+            depends_on: self.depends_on.clone(),
+            capabilities: self.capabilities.clone(),
+        }
+    }
+
     /// Hex SHA-256 over the template (its compact canonical JSON),
     /// parameters and tags (the hash tag itself excluded): equal hashes
     /// mean nothing to deploy.
