@@ -15,6 +15,7 @@ mod serverless;
 mod stack;
 #[cfg(test)]
 mod test_support;
+mod vm_image;
 
 pub use backstage_platform::BackstagePlatformProvider;
 pub use ecs::{EcsEc2Provider, EcsProvider};
@@ -23,6 +24,7 @@ pub use names::{DerivedName, NameKind, Names};
 pub use registry::Registry;
 pub use serverless::ServerlessProvider;
 pub use stack::{STACK_HASH_TAG, StackDefinition, StackOutputs};
+pub use vm_image::VmImageProvider;
 
 use crate::catalog::Entity;
 use crate::spec::{ProviderKind, ProviderSpec, ValidProvider, ValidationErrors};

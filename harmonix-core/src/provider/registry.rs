@@ -28,6 +28,7 @@ impl Registry {
         r.register(Arc::new(EksProvider));
         r.register(Arc::new(ServerlessProvider));
         r.register(Arc::new(super::BackstagePlatformProvider));
+        r.register(Arc::new(super::VmImageProvider));
         r
     }
 
