@@ -41,6 +41,7 @@ pub struct StackDefinition {
 impl StackDefinition {
     /// A copy with an empty template (name, target, parameters, tags,
     /// dependencies and capabilities only).
+    #[must_use]
     pub fn clone_without_template(&self) -> Self {
         Self {
             name: self.name.clone(),
