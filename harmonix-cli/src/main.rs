@@ -10,6 +10,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod deploy;
+mod init;
 mod output;
 mod progress;
 
@@ -157,6 +158,9 @@ enum Command {
         #[command(flatten)]
         engine: deploy::EngineArgs,
     },
+    /// Write the repository of a new environment: spec, GitLab pipeline
+    /// (validate, plan, apply + catalog commit), catalog-info.yaml, README.
+    Init(init::InitArgs),
 }
 
 fn main() -> ExitCode {
@@ -219,6 +223,7 @@ fn main() -> ExitCode {
         Command::Status { files, engine } => deploy::status(&ctx, &engine, &files),
         Command::Catalog { files, out, engine } => deploy::catalog(&ctx, &engine, &files, &out),
         Command::Bootstrap { files, engine } => deploy::bootstrap(&ctx, &engine, &files),
+        Command::Init(args) => init::run(&printer, cli.output, &registry, &args),
     };
     if ok {
         ExitCode::SUCCESS
