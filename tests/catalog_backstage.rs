@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use harmonix_core::catalog::{self, CatalogError, Entity, WriteOutcome};
-use harmonix_core::provider::{Registry, StackDefinition, StackOutputs};
+use harmonix_core::provider::{Names, Registry, StackDefinition, StackOutputs};
 use harmonix_core::spec::{self, ProviderKind, ValidSpec};
 use harmonix_tests::backstage::{Verdict, validate};
 use harmonix_tests::{example_specs, repo_root};
@@ -132,11 +132,36 @@ fn every_example_spec_validates_with_backstage() {
         ] {
             let entities = catalog::entities(&spec, &registry, &outs)
                 .unwrap_or_else(|e| panic!("{stem} ({variant}): {e}"));
+            // One provider entity per provider, one environment entity per
+            // environment; any other entity a kind adds (a `Resource` per
+            // platform stage) depends on its provider's entity.
+            let count = |kind: &str| entities.iter().filter(|e| e.kind == kind).count();
             assert_eq!(
-                entities.len(),
-                spec.providers().len() + spec.environments().len(),
-                "{stem} ({variant}): one entity per provider and environment"
+                count(catalog::KIND_PROVIDER),
+                spec.providers().len(),
+                "{stem} ({variant}): one entity per provider"
             );
+            assert_eq!(
+                count(catalog::KIND_ENVIRONMENT),
+                spec.environments().len(),
+                "{stem} ({variant}): one entity per environment"
+            );
+            for e in entities
+                .iter()
+                .filter(|e| e.kind != catalog::KIND_PROVIDER && e.kind != catalog::KIND_ENVIRONMENT)
+            {
+                let refs: Vec<String> = spec
+                    .providers()
+                    .map(|p| catalog::provider_ref(&p.name))
+                    .collect();
+                assert!(
+                    e.spec["dependsOn"]
+                        .as_array()
+                        .is_some_and(|d| d.iter().any(|r| refs.iter().any(|x| x == r))),
+                    "{stem} ({variant}): {} depends on no provider",
+                    e.entity_ref()
+                );
+            }
             let file = tmp
                 .path()
                 .join(format!("{stem}-{variant}"))
@@ -149,14 +174,14 @@ fn every_example_spec_validates_with_backstage() {
 
         // With outputs, the provider entities carry the deployed values.
         let deployed = catalog::entities(&spec, &registry, &outputs).expect("entities");
-        for (p, entity) in spec.providers().zip(&deployed) {
-            let stacks: Vec<String> = registry
-                .get(p.kind)
-                .expect("built-in kind")
-                .stacks(p)
-                .into_iter()
-                .map(|s| s.name)
-                .collect();
+        for p in spec.providers() {
+            let entity = deployed
+                .iter()
+                .find(|e| e.kind == catalog::KIND_PROVIDER && e.name() == p.name)
+                .expect("the provider's entity");
+            // The provider entity describes the environment stack (a
+            // platform's stages have entities of their own).
+            let stacks = [Names::of(&p).stack];
             let mut fields = vec![
                 ("VpcId", "vpc"),
                 ("OperationsRoleArn", "operationRole"),

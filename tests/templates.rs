@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use harmonix_core::provider::Registry;
+use harmonix_core::provider::{Names, Registry};
 use harmonix_core::{render, spec};
 use harmonix_tests::{example_specs, venv_tool};
 
@@ -46,14 +46,57 @@ fn templates_in(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Each provider renders its environment stack, `{prefix}-{name}-environment`
+/// (its audit table and roles live there), and may add stacks that depend
+/// on it (`backstage-platform`: one per stage). Every stack belongs to a
+/// provider of the spec and depends only on stacks of the spec.
 #[test]
-fn every_example_renders_one_stack_per_provider_without_dangling_references() {
+fn every_example_renders_an_environment_stack_per_provider_without_dangling_references() {
     let registry = Registry::builtin();
     let mut total = 0;
+    let mut extra = 0;
     for file in example_specs() {
         let valid = spec::load(&file, &registry).expect("valid");
         let stacks = render::stacks(&valid, &registry).expect("renders");
-        assert_eq!(stacks.len(), valid.providers().len(), "{}", file.display());
+        let names: Vec<&str> = stacks.iter().map(|s| s.name.as_str()).collect();
+        let mut counted = 0;
+        for p in valid.providers() {
+            let environment = Names::of(&p).stack;
+            let own: Vec<_> = stacks.iter().filter(|s| s.provider == p.name).collect();
+            assert_eq!(
+                own.iter().filter(|s| s.name == environment).count(),
+                1,
+                "{}: provider {} renders no stack {environment}",
+                file.display(),
+                p.name
+            );
+            for s in &own {
+                if s.name != environment {
+                    assert!(
+                        s.depends_on.contains(&environment),
+                        "{}: {} must depend on {environment}",
+                        file.display(),
+                        s.name
+                    );
+                }
+                for d in &s.depends_on {
+                    assert!(
+                        names.contains(&d.as_str()),
+                        "{}: {} depends on unknown {d}",
+                        file.display(),
+                        s.name
+                    );
+                }
+            }
+            counted += own.len();
+            extra += own.len() - 1;
+        }
+        assert_eq!(
+            counted,
+            stacks.len(),
+            "{}: stacks of no provider",
+            file.display()
+        );
         for s in &stacks {
             assert!(
                 s.template.dangling_references().is_empty(),
@@ -81,6 +124,7 @@ fn every_example_renders_one_stack_per_provider_without_dangling_references() {
         }
     }
     assert!(total >= 9, "expected at least 9 stacks, got {total}");
+    assert!(extra >= 2, "the platform example's stage stacks: {extra}");
 }
 
 #[test]
