@@ -477,8 +477,11 @@ fn an_ecs_repo_from_init_runs_its_gitlab_pipeline_on_the_emulator() {
         "plan.json and gitlab-ci-local's state are ignored"
     );
 
-    // Again: nothing changes, nothing is committed.
-    let again = s.pipeline(&[], &variables, false);
+    // Again, with the runner's own identity as the pipeline role (an
+    // empty HARMONIX_PIPELINE_ROLE): nothing changes, nothing is committed.
+    let mut direct = variables.to_vec();
+    direct.push(("HARMONIX_PIPELINE_ROLE", ""));
+    let again = s.pipeline(&[], &direct, false);
     assert_eq!(again.code, Some(0), "{}", again.output);
     assert!(again.output.contains("No changes."), "{}", again.output);
     assert!(
