@@ -415,11 +415,11 @@ fn shared_vars(v: &Values) -> BTreeMap<&'static str, String> {
         if v.production { "manual" } else { "on_success" }.to_owned(),
     );
     vars.insert(
-        "apply_trigger",
+        "apply_mode",
         if v.production {
-            "started by hand (production)"
+            "manual: production"
         } else {
-            "automatically"
+            "automatic"
         }
         .to_owned(),
     );
