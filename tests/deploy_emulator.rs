@@ -20,6 +20,12 @@
 //!   them (then remove the exception).
 //! - moto keeps one default account (123456789012): stacks for other
 //!   accounts are created there, in their own region.
+//! - The `backstage-platform` stage stacks: moto's CloudFormation cannot
+//!   create an Aurora `AWS::RDS::DBInstance` (its model ignores
+//!   `DBClusterIdentifier`) nor an HTTPS listener on a certificate it did
+//!   not create, and their Route 53 record needs an existing hosted zone.
+//!   They are deployed through the engine in `platform_emulator.rs`, with
+//!   those three adaptations, where the failures are also asserted.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -56,6 +62,18 @@ fn creates_eks_cluster(stack: &StackDefinition) -> bool {
         .resources
         .values()
         .any(|r| r.kind == "AWS::EKS::Cluster")
+}
+
+/// A stack with an Aurora DB instance (moto cannot deploy it as
+/// rendered; see the module docs).
+fn creates_aurora_instance(stack: &StackDefinition) -> bool {
+    stack.template.resources.values().any(|r| {
+        r.kind == "AWS::RDS::DBInstance"
+            && r.properties
+                .get("Engine")
+                .and_then(|e| e.as_str())
+                .is_some_and(|e| e.starts_with("aurora"))
+    })
 }
 
 /// Every stack of every example spec, with the spec it came from.
@@ -277,7 +295,10 @@ async fn every_example_stack_deploys_on_the_emulator_except_new_eks_clusters() {
     let stacks = all_stacks();
     let mut deployed = Vec::new();
     let mut seen_types = BTreeSet::new();
-    for (example, stack) in stacks.iter().filter(|(_, s)| !creates_eks_cluster(s)) {
+    for (example, stack) in stacks
+        .iter()
+        .filter(|(_, s)| !creates_eks_cluster(s) && !creates_aurora_instance(s))
+    {
         seen_types.extend(deploy_and_delete(&emulator, example, stack).await);
         deployed.push(stack.name.clone());
     }
