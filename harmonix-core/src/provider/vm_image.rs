@@ -13,8 +13,10 @@
 //!   checks. The group and its instances carry the image version as tags;
 //! - an application load balancer in front of the frontend (HTTPS with the
 //!   spec's certificate, port 80 redirecting to HTTPS, invalid headers
-//!   dropped, deletion protection) in the public subnets (`internal`: the
-//!   private ones), and an internal one in front of the backend;
+//!   dropped, deletion protection, access logs) in the public subnets
+//!   (`internal`: the private ones), and an internal one in front of the
+//!   backend; the access logs go to the spec's bucket or to a private,
+//!   versioned bucket the stack makes (kept when the stack is deleted);
 //! - security groups chaining the tiers: the allowed CIDRs reach the
 //!   frontend load balancer only, which reaches the frontend instances only;
 //!   the frontend instances reach the backend load balancer, which reaches
@@ -114,6 +116,10 @@ pub const BACKEND_LOAD_BALANCER_SG: &str = "BackendLoadBalancerSecurityGroup";
 pub const BACKEND_LOAD_BALANCER_INGRESS: &str = "BackendLoadBalancerIngressFromFrontend";
 /// Logical id of its listener.
 pub const BACKEND_LISTENER: &str = "BackendListener";
+/// Logical id of the access-log bucket (when the spec names none).
+pub const ACCESS_LOGS_BUCKET: &str = "AccessLogsBucket";
+/// Logical id of its policy.
+pub const ACCESS_LOGS_BUCKET_POLICY: &str = "AccessLogsBucketPolicy";
 /// Logical id of the SSM parameter holding the backend URL.
 pub const BACKEND_URL_PARAMETER: &str = "BackendUrlParameter";
 
@@ -1103,37 +1109,127 @@ fn security_groups(t: &mut Template, s: &Settings<'_>, vpc_id: &Value) {
     );
 }
 
-/// Load balancer attributes: invalid headers dropped, deletion protection,
-/// access logs when a bucket is named.
-fn lb_attributes(s: &Settings<'_>, role: Role) -> Value {
-    let mut attrs = vec![
-        json!({ "Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true" }),
-        json!({ "Key": "deletion_protection.enabled", "Value": s.deletion_protection.to_string() }),
-    ];
-    if let Some(bucket) = s.access_logs_bucket {
-        attrs.push(json!({ "Key": "access_logs.s3.enabled", "Value": "true" }));
-        attrs.push(json!({ "Key": "access_logs.s3.bucket", "Value": bucket }));
-        attrs.push(json!({
-            "Key": "access_logs.s3.prefix",
-            "Value": fns::sub(&format!("${{Prefix}}/${{EnvironmentName}}/{}", role.key()))
-        }));
-    }
-    Value::Array(attrs)
+/// Where the load balancers write their access logs: the spec's bucket,
+/// or the one this stack makes.
+fn access_logs_bucket_value(s: &Settings<'_>) -> Value {
+    s.access_logs_bucket
+        .map_or_else(|| fns::ref_(ACCESS_LOGS_BUCKET), |b| json!(b))
 }
 
-/// Suppressions every load balancer of a spec may need, with the reason.
-fn lb_skips(mut r: Resource, s: &Settings<'_>) -> Resource {
-    if s.access_logs_bucket.is_none() {
-        r = r.checkov_skip(
-            "CKV_AWS_91",
-            "Access logs go to an existing bucket whose policy admits Elastic Load Balancing (vmImage.loadBalancer.accessLogsBucket); this spec names none",
-        );
+/// Load balancer attributes: invalid headers dropped, deletion protection,
+/// access logs under `{prefix}/{name}/{role}/`.
+fn lb_attributes(s: &Settings<'_>, role: Role) -> Value {
+    json!([
+        { "Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true" },
+        { "Key": "deletion_protection.enabled", "Value": s.deletion_protection.to_string() },
+        { "Key": "access_logs.s3.enabled", "Value": "true" },
+        { "Key": "access_logs.s3.bucket", "Value": access_logs_bucket_value(s) },
+        {
+            "Key": "access_logs.s3.prefix",
+            "Value": fns::sub(&format!("${{Prefix}}/${{EnvironmentName}}/{}", role.key()))
+        }
+    ])
+}
+
+/// The principal that delivers load balancer access logs in `region`: the
+/// region's Elastic Load Balancing account where AWS documents one, else
+/// the log delivery service.
+fn log_delivery_principal(region: &str) -> Value {
+    match super::backstage_platform::ELB_LOG_ACCOUNTS
+        .iter()
+        .find(|(r, _)| *r == region)
+    {
+        Some((_, account)) => json!({
+            "AWS": format!("arn:{}:iam::{account}:root", common::partition(region))
+        }),
+        None => json!({ "Service": "logdelivery.elasticloadbalancing.amazonaws.com" }),
     }
-    if !s.deletion_protection {
-        r = r.checkov_skip(
-            "CKV_AWS_150",
-            "Deletion protection is turned off in the spec (vmImage.loadBalancer.deletionProtection: false), as needed before the environment is destroyed",
-        );
+}
+
+/// The access-log bucket, when the spec names none: private, versioned,
+/// SSE-S3 (the only encryption load balancer log delivery supports),
+/// objects expiring after the environment's log retention, kept when the
+/// stack is deleted; its policy lets Elastic Load Balancing write this
+/// environment's prefixes only.
+fn access_logs_bucket(t: &mut Template, spec: &ProviderSpec) {
+    t.resource(
+        ACCESS_LOGS_BUCKET,
+        Resource::new("AWS::S3::Bucket")
+            .retain_policy("Retain")
+            .property(
+                "BucketEncryption",
+                json!({ "ServerSideEncryptionConfiguration": [{
+                    "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" }
+                }] }),
+            )
+            .property(
+                "PublicAccessBlockConfiguration",
+                json!({
+                    "BlockPublicAcls": true,
+                    "BlockPublicPolicy": true,
+                    "IgnorePublicAcls": true,
+                    "RestrictPublicBuckets": true
+                }),
+            )
+            .property(
+                "OwnershipControls",
+                json!({ "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }] }),
+            )
+            .property("VersioningConfiguration", json!({ "Status": "Enabled" }))
+            .property(
+                "LifecycleConfiguration",
+                json!({ "Rules": [{
+                    "Id": "expire-access-logs",
+                    "Status": "Enabled",
+                    "ExpirationInDays": spec.log_retention_days(),
+                    "NoncurrentVersionExpiration": { "NoncurrentDays": 1 }
+                }] }),
+            )
+            .checkov_skip(
+                "CKV_AWS_18",
+                "This bucket holds the load balancers' access logs; logging access to it would need another log bucket, and that one another",
+            ),
+    );
+    t.resource(
+        ACCESS_LOGS_BUCKET_POLICY,
+        Resource::new("AWS::S3::BucketPolicy")
+            .property("Bucket", fns::ref_(ACCESS_LOGS_BUCKET))
+            .property(
+                "PolicyDocument",
+                json!({
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Sid": "LoadBalancerLogDelivery",
+                        "Effect": "Allow",
+                        "Principal": log_delivery_principal(&spec.region),
+                        "Action": "s3:PutObject",
+                        "Resource": fns::sub(&format!(
+                            "${{{ACCESS_LOGS_BUCKET}.Arn}}/${{Prefix}}/${{EnvironmentName}}/*/AWSLogs/${{AWS::AccountId}}/*"
+                        ))
+                    }]
+                }),
+            ),
+    );
+}
+
+/// A load balancer of `role`; it waits for the access-log bucket's policy
+/// (enabling access logs checks that it may write).
+fn load_balancer(
+    s: &Settings<'_>,
+    role: Role,
+    scheme: &str,
+    subnets: Value,
+    group: &str,
+) -> Resource {
+    let mut r = Resource::new("AWS::ElasticLoadBalancingV2::LoadBalancer")
+        .property("Type", "application")
+        .property("Scheme", scheme)
+        .property("IpAddressType", "ipv4")
+        .property("Subnets", subnets)
+        .property("SecurityGroups", json!([fns::ref_(group)]))
+        .property("LoadBalancerAttributes", lb_attributes(s, role));
+    if s.access_logs_bucket.is_none() {
+        r = r.depends_on(ACCESS_LOGS_BUCKET_POLICY);
     }
     r
 }
@@ -1145,15 +1241,12 @@ fn load_balancers(t: &mut Template, s: &Settings<'_>, net: &common::Network) {
     };
     t.resource(
         LOAD_BALANCER,
-        lb_skips(
-            Resource::new("AWS::ElasticLoadBalancingV2::LoadBalancer")
-                .property("Type", "application")
-                .property("Scheme", s.scheme.as_str())
-                .property("IpAddressType", "ipv4")
-                .property("Subnets", frontend_subnets)
-                .property("SecurityGroups", json!([fns::ref_(LOAD_BALANCER_SG)]))
-                .property("LoadBalancerAttributes", lb_attributes(s, Role::Frontend)),
+        load_balancer(
             s,
+            Role::Frontend,
+            s.scheme.as_str(),
+            frontend_subnets,
+            LOAD_BALANCER_SG,
         ),
     );
     t.resource(
@@ -1185,18 +1278,12 @@ fn load_balancers(t: &mut Template, s: &Settings<'_>, net: &common::Network) {
     );
     t.resource(
         BACKEND_LOAD_BALANCER,
-        lb_skips(
-            Resource::new("AWS::ElasticLoadBalancingV2::LoadBalancer")
-                .property("Type", "application")
-                .property("Scheme", "internal")
-                .property("IpAddressType", "ipv4")
-                .property("Subnets", net.private_subnets.clone())
-                .property(
-                    "SecurityGroups",
-                    json!([fns::ref_(BACKEND_LOAD_BALANCER_SG)]),
-                )
-                .property("LoadBalancerAttributes", lb_attributes(s, Role::Backend)),
+        load_balancer(
             s,
+            Role::Backend,
+            "internal",
+            net.private_subnets.clone(),
+            BACKEND_LOAD_BALANCER_SG,
         ),
     );
     let (port, protocol) = s.backend_listener();
@@ -1555,6 +1642,9 @@ fn vm_image_stack(spec: &ProviderSpec, s: &Settings<'_>) -> StackDefinition {
     }
     autoscaling_service_role(&mut t);
     security_groups(&mut t, s, &net.vpc_id);
+    if s.access_logs_bucket.is_none() {
+        access_logs_bucket(&mut t, spec);
+    }
     load_balancers(&mut t, s, &net);
     for role in Role::ALL {
         instance_role(&mut t, role);

@@ -366,7 +366,69 @@ fn security_groups_chain_the_tiers() {
     assert_eq!(prop(&s, BACKEND_LISTENER, "Protocol"), &json!("HTTP"));
     assert_eq!(skips(&s, BACKEND_LISTENER), ["CKV_AWS_2", "CKV_AWS_103"]);
     assert_eq!(skips(&s, LOAD_BALANCER_SG), ["CKV_AWS_260"]);
-    assert_eq!(skips(&s, LOAD_BALANCER), ["CKV_AWS_91"]);
+    assert!(skips(&s, LOAD_BALANCER).is_empty());
+}
+
+#[test]
+fn access_logs_go_to_a_private_bucket_of_the_stack_by_default() {
+    let s = render(&example_file());
+    let bucket = resource(&s, ACCESS_LOGS_BUCKET);
+    assert_eq!(bucket.kind, "AWS::S3::Bucket");
+    assert_eq!(bucket.deletion_policy.as_deref(), Some("Retain"));
+    assert_eq!(
+        bucket.properties["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"],
+        json!(30),
+        "the environment's log retention"
+    );
+    assert_eq!(
+        bucket.properties["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"],
+        json!(true)
+    );
+    assert_eq!(
+        bucket.properties["VersioningConfiguration"]["Status"],
+        json!("Enabled")
+    );
+    assert_eq!(skips(&s, ACCESS_LOGS_BUCKET), ["CKV_AWS_18"]);
+    let statement = &prop(&s, ACCESS_LOGS_BUCKET_POLICY, "PolicyDocument")["Statement"];
+    assert_eq!(statement.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        statement[0]["Principal"],
+        json!({ "AWS": "arn:aws:iam::127311923021:root" }),
+        "the us-east-1 log delivery account"
+    );
+    assert_eq!(statement[0]["Action"], json!("s3:PutObject"));
+    assert_eq!(
+        statement[0]["Resource"],
+        fns::sub(
+            "${AccessLogsBucket.Arn}/${Prefix}/${EnvironmentName}/*/AWSLogs/${AWS::AccountId}/*"
+        )
+    );
+    for (lb, role) in [
+        (LOAD_BALANCER, "frontend"),
+        (BACKEND_LOAD_BALANCER, "backend"),
+    ] {
+        let attrs = prop(&s, lb, "LoadBalancerAttributes").as_array().unwrap();
+        assert!(attrs.contains(&json!({ "Key": "access_logs.s3.enabled", "Value": "true" })));
+        assert!(attrs.contains(
+            &json!({ "Key": "access_logs.s3.bucket", "Value": { "Ref": ACCESS_LOGS_BUCKET } })
+        ));
+        assert!(attrs.contains(&json!({
+            "Key": "access_logs.s3.prefix",
+            "Value": fns::sub(&format!("${{Prefix}}/${{EnvironmentName}}/{role}"))
+        })));
+        assert!(
+            resource(&s, lb)
+                .depends_on
+                .contains(ACCESS_LOGS_BUCKET_POLICY)
+        );
+    }
+    // Regions without a documented log delivery account use the service.
+    let text = format!("{HEAD}{MINIMAL}").replace("region: us-east-1", "region: mx-central-1");
+    let s = render(&parse_str(&text, "t").unwrap());
+    assert_eq!(
+        prop(&s, ACCESS_LOGS_BUCKET_POLICY, "PolicyDocument")["Statement"][0]["Principal"],
+        json!({ "Service": "logdelivery.elasticloadbalancing.amazonaws.com" })
+    );
 }
 
 #[test]
@@ -686,6 +748,9 @@ fn load_balancer_options() {
         skips(&s, LOAD_BALANCER_SG).is_empty(),
         "no world-open port 80"
     );
+    assert!(!s.template.resources.contains_key(ACCESS_LOGS_BUCKET));
+    assert!(!s.template.resources.contains_key(ACCESS_LOGS_BUCKET_POLICY));
+    assert!(resource(&s, LOAD_BALANCER).depends_on.is_empty());
     let attrs = prop(&s, BACKEND_LOAD_BALANCER, "LoadBalancerAttributes");
     assert!(
         attrs
@@ -697,7 +762,16 @@ fn load_balancer_options() {
         "Key": "access_logs.s3.prefix",
         "Value": fns::sub("${Prefix}/${EnvironmentName}/backend")
     })));
-    assert_eq!(skips(&s, LOAD_BALANCER), ["CKV_AWS_150"]);
+    assert!(
+        attrs
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "Key": "deletion_protection.enabled", "Value": "false" }))
+    );
+    assert!(
+        skips(&s, LOAD_BALANCER).is_empty(),
+        "access logs on: nothing to suppress"
+    );
     // HTTPS inside the VPC: port 443, the backend certificate, no skip.
     assert_eq!(prop(&s, BACKEND_LISTENER, "Protocol"), &json!("HTTPS"));
     assert_eq!(prop(&s, BACKEND_LISTENER, "Port"), &json!(443));

@@ -177,8 +177,9 @@ pub struct LoadBalancerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_certificate_arn: Option<String>,
     /// Existing S3 bucket for the load balancers' access logs (its policy
-    /// must let Elastic Load Balancing write). Without it no access logs
-    /// are written.
+    /// must let Elastic Load Balancing write). Without it the stack makes a
+    /// private, versioned bucket whose logs expire after
+    /// `logRetentionDays` (the bucket is kept when the stack is deleted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_logs_bucket: Option<String>,
     /// Deletion protection of both load balancers (default true); turn it
