@@ -82,6 +82,18 @@ pub const MAX_GRACE_PERIOD: u32 = 3600;
 /// Smallest grace period with `healthSignals` (the time an instance has to
 /// boot and signal).
 pub const MIN_SIGNAL_GRACE_PERIOD: u32 = 60;
+/// Longest image parameter name: `ssm:` and the name make the
+/// `harmonix:image` tag value, which AWS caps at 256 characters.
+pub const MAX_IMAGE_PARAMETER: usize = 252;
+/// Tags every instance and volume gets besides the stack's.
+pub const INSTANCE_TAG_KEYS: [&str; 4] = [
+    "Name",
+    "harmonix:image",
+    "harmonix:image-version",
+    "harmonix:role",
+];
+/// Most tags AWS allows on one resource.
+pub const MAX_TAGS_PER_RESOURCE: usize = 50;
 /// Most instances a group may have.
 pub const MAX_GROUP_SIZE: u32 = 1000;
 /// Most instance types per role.
@@ -445,9 +457,9 @@ fn is_ami_id(s: &str) -> bool {
 /// Why `name` is not an SSM parameter name holding an AMI id.
 fn ssm_name_problem(name: &str) -> Option<String> {
     let len = name.chars().count();
-    if len == 0 || len > 1011 {
+    if len == 0 || len > MAX_IMAGE_PARAMETER {
         return Some(format!(
-            "is {len} characters; SSM parameter names have 1–1011"
+            "is {len} characters; 1–{MAX_IMAGE_PARAMETER} are allowed here (the name tags the instances, and tag values have at most 256 characters)"
         ));
     }
     if let Some(c) = name
@@ -839,6 +851,23 @@ fn validate_vm_image(spec: &ProviderSpec, path: &str, errors: &mut ValidationErr
             format!("{lb_at}.accessLogsBucket"),
             Some(b),
             format!("not an S3 bucket name: {problem}"),
+        );
+    }
+    let stack_tags = common::stack_tags(spec);
+    let instance_tags: std::collections::BTreeSet<&str> = stack_tags
+        .keys()
+        .map(String::as_str)
+        .chain(INSTANCE_TAG_KEYS)
+        .collect();
+    if instance_tags.len() > MAX_TAGS_PER_RESOURCE {
+        errors.push(
+            format!("{path}.tags"),
+            Some(&format!("{} tags", spec.tags.len())),
+            format!(
+                "kind `vm-image` tags its instances with {} more ({}): with Harmonix's own 3, at most {MAX_TAGS_PER_RESOURCE} per resource",
+                INSTANCE_TAG_KEYS.len(),
+                INSTANCE_TAG_KEYS.join(", ")
+            ),
         );
     }
     if let ResolvedVpc::Existing {
@@ -1386,6 +1415,7 @@ fn instance_role(t: &mut Template, role: Role) {
 /// Tags of a role's instances and volumes: the stack's tags, the role,
 /// the image and its version.
 fn role_tags(spec: &ProviderSpec, role: Role, r: &RoleSettings<'_>) -> BTreeMap<String, String> {
+    // Keys as in [`INSTANCE_TAG_KEYS`].
     let mut tags = common::stack_tags(spec);
     tags.insert("Name".into(), role.physical_name(&Names::of(spec)));
     tags.insert("harmonix:role".into(), role.key().to_owned());
@@ -1450,7 +1480,7 @@ fn launch_template(t: &mut Template, spec: &ProviderSpec, s: &Settings<'_>, role
             )
             .property(
                 "VersionDescription",
-                format!("{} {} ({})", role.key(), r.version, r.image.label()),
+                format!("{} {}", role.key(), r.version),
             )
             .property("LaunchTemplateData", data),
     );

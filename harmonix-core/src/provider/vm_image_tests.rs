@@ -568,7 +568,7 @@ fn a_frontend_image_change_alters_only_frontend_resources() {
     assert_eq!(d["ImageId"], json!("ami-0fedcba9876543210"));
     assert_eq!(
         prop(&after, "FrontendLaunchTemplate", "VersionDescription"),
-        &json!("frontend 1.5.0 (ami-0fedcba9876543210)")
+        &json!("frontend 1.5.0")
     );
     let tags = prop(&after, "FrontendGroup", "Tags").as_array().unwrap();
     assert!(tags.contains(
@@ -1127,6 +1127,62 @@ fn messages_say_what_is_allowed() {
         msg.contains("us-west-2") && msg.contains("its own region"),
         "{msg}"
     );
+}
+
+#[test]
+fn image_parameter_names_fit_in_a_tag() {
+    let name = |len: usize| format!("/{}", "p".repeat(len - 1));
+    let spec = |n: &str| {
+        spec_with(&MINIMAL.replace(
+            "frontend: { imageId: ami-0123456789abcdef0,",
+            &format!("frontend: {{ imageParameter: '{n}',"),
+        ))
+    };
+    let ok = name(MAX_IMAGE_PARAMETER);
+    assert!(errors_of(&VmImageProvider, &spec(&ok)).is_empty());
+    let s = render(&spec(&ok));
+    let tags = prop(&s, "FrontendGroup", "Tags").as_array().unwrap();
+    let image = tags.iter().find(|t| t["Key"] == "harmonix:image").unwrap();
+    assert_eq!(image["Value"].as_str().unwrap().chars().count(), 256);
+    let errors = errors_of(&VmImageProvider, &spec(&name(MAX_IMAGE_PARAMETER + 1)));
+    assert_eq!(
+        paths(&errors),
+        ["providers[0].vmImage.frontend.imageParameter"]
+    );
+    assert!(
+        errors.iter().next().unwrap().message.contains("256"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn instance_tags_stay_within_the_aws_limit() {
+    let tags = |n: usize| {
+        let list: Vec<String> = (0..n).map(|i| format!("k{i:02}: v")).collect();
+        spec_with(&format!("    tags: {{ {} }}\n{MINIMAL}", list.join(", ")))
+    };
+    // 43 own + 3 Harmonix + 4 instance tags = 50.
+    assert!(errors_of(&VmImageProvider, &tags(43)).is_empty());
+    let s = render(&tags(43));
+    assert_eq!(
+        prop(&s, "BackendGroup", "Tags").as_array().map(Vec::len),
+        Some(50)
+    );
+    let errors = errors_of(&VmImageProvider, &tags(44));
+    assert_eq!(paths(&errors), ["providers[0].tags"]);
+    assert!(
+        errors
+            .iter()
+            .next()
+            .unwrap()
+            .message
+            .contains("harmonix:image-version")
+    );
+    // A `Name` tag of the spec is replaced, not added.
+    let mut f = tags(43);
+    f.providers[0].tags.insert("Name".into(), "mine".into());
+    f.providers[0].tags.remove("k00");
+    assert!(errors_of(&VmImageProvider, &f).is_empty());
 }
 
 #[test]
