@@ -63,16 +63,21 @@
 //!
 //! # On the local emulator
 //!
-//! moto (5.2.5) creates the VPC, subnets, security groups (ingress rules),
-//! IAM roles, KMS key, log group, S3 bucket, ECS cluster, task definition
-//! and service, the RDS instance and subnet group, the ALB, target group
-//! and listeners, and the Route 53 record (in a zone that must exist). It
-//! has no CloudFormation model for `AWS::RDS::DBCluster`,
-//! `AWS::SecretsManager::Secret`, `AWS::SecretsManager::SecretTargetAttachment`,
+//! moto (5.2.5) creates the VPC, subnets, security groups and ingress
+//! rules, IAM roles, KMS key, log group, S3 bucket, ECS cluster, task
+//! definition and service, the ALB, target group and listeners, and the
+//! Route 53 record (in a zone that must exist). It has no CloudFormation
+//! model for `AWS::RDS::DBCluster`, `AWS::SecretsManager::Secret`,
+//! `AWS::SecretsManager::SecretTargetAttachment`,
 //! `AWS::CertificateManager::Certificate`, `AWS::EC2::SecurityGroupEgress`
 //! and `AWS::S3::BucketPolicy`: it reports them `CREATE_COMPLETE` without
-//! creating anything (a `Ref` to them resolves to nothing there). Their
-//! properties are covered by the unit tests below and by `cfn-lint` and
+//! creating anything (a `Ref` to them resolves to nothing there). Two
+//! resources make it fail: the Aurora `AWS::RDS::DBInstance` (its model
+//! ignores `DBClusterIdentifier` and looks up storage defaults of
+//! standalone engines) and the HTTPS listener, whose certificate it did
+//! not create. `tests/platform_emulator.rs` asserts both failures and runs
+//! the engine with those two adapted (and a hosted zone of its own). All of
+//! these are covered by the unit tests below and by `cfn-lint` and
 //! `checkov` (`tests/templates.rs`, `tests/security.rs`); no template
 //! output reads them, so outputs work on the emulator too.
 
