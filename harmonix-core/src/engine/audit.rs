@@ -479,7 +479,7 @@ mod tests {
     #[test]
     fn set_request_redacts_and_item_has_every_attribute() {
         let mut r = AuditRecord::new("apply", "shop-dev");
-        r.set_request(&json!({ "spec": "dev.yaml", "secretAccessKey": "abc" }));
+        r.set_request(&json!({ "spec": "dev.yaml", "secretAccessKey": "Sekret-Value-QQ" }));
         assert_eq!(
             r.request(),
             r#"{"spec":"dev.yaml","secretAccessKey":"***"}"#
@@ -510,6 +510,6 @@ mod tests {
         );
         assert_eq!(item["status"], AttributeValue::S("SUCCESS".into()));
         assert_eq!(item["origin"], AttributeValue::S("harmonix".into()));
-        assert!(!format!("{item:?}").contains("abc"));
+        assert!(!format!("{item:?}").contains("Sekret-Value-QQ"));
     }
 }
