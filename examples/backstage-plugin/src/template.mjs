@@ -13,7 +13,14 @@ import { formSchema } from './schema.mjs';
 const LEGACY = ['awsAccountID', 'awsRegion', 'vpc_configuration', 'cidr', 'vpc_id'];
 
 /** Kind → the section holding its settings. */
-const SECTIONS = { ecs: 'ecs', 'ecs-ec2': 'ecs', eks: 'eks', serverless: 'serverless' };
+const SECTIONS = {
+  ecs: 'ecs',
+  'ecs-ec2': 'ecs',
+  eks: 'eks',
+  serverless: 'serverless',
+  'backstage-platform': 'platform',
+  'vm-image': 'vmImage',
+};
 
 /** The form schema of one provider, with `ui:*` hints. */
 export function providerForm() {

@@ -42,7 +42,7 @@ describe('action schemas', () => {
     for (const action of actions) {
       assert.equal(action.supportsDryRun, true);
       const spec = action.schema.input.properties.spec;
-      assert.deepEqual(spec.properties.providers.items.properties.kind.enum, ['ecs', 'ecs-ec2', 'eks', 'serverless']);
+      assert.deepEqual(spec.properties.providers.items.properties.kind.enum, ['ecs', 'ecs-ec2', 'eks', 'serverless', 'backstage-platform', 'vm-image']);
       for (const name of ['ecs.yaml', 'eks-existing.yaml', 'multi.yaml', 'serverless.yaml']) {
         const result = validate({ spec: exampleSpec(name) }, action.schema.input);
         assert.equal(result.valid, true, `${name}: ${result.errors.join(', ')}`);

@@ -90,7 +90,14 @@ describe('templates/harmonix-environment.yaml', () => {
       assert.equal(provider.properties[field].description, providerSpec.properties[field].description);
     }
     const sections = provider.dependencies.kind.oneOf.map((/** @type {any} */ o) => Object.keys(o.properties));
-    assert.deepEqual(sections, [['kind', 'ecs'], ['kind', 'ecs'], ['kind', 'eks'], ['kind', 'serverless']]);
+    assert.deepEqual(sections, [
+      ['kind', 'ecs'],
+      ['kind', 'ecs'],
+      ['kind', 'eks'],
+      ['kind', 'serverless'],
+      ['kind', 'platform'],
+      ['kind', 'vmImage'],
+    ]);
   });
 
   it('passes the catalog entity policies and the Template v1beta3 kind validator', async () => {
