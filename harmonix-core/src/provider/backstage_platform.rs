@@ -151,38 +151,6 @@ const fn mem_steps<const N: usize>(start: u32, step: u32) -> [u32; N] {
     out
 }
 
-/// AWS accounts of Elastic Load Balancing that deliver access logs in the
-/// regions opened before August 2022; newer regions use the
-/// `logdelivery.elasticloadbalancing.amazonaws.com` service principal.
-pub const ELB_LOG_ACCOUNTS: [(&str, &str); 26] = [
-    ("af-south-1", "098369216593"),
-    ("ap-east-1", "754344448648"),
-    ("ap-northeast-1", "582318560864"),
-    ("ap-northeast-2", "600734575887"),
-    ("ap-northeast-3", "383597477331"),
-    ("ap-south-1", "718504428378"),
-    ("ap-southeast-1", "114774131450"),
-    ("ap-southeast-2", "783225319266"),
-    ("ap-southeast-3", "589379963580"),
-    ("ca-central-1", "985666609251"),
-    ("cn-north-1", "638102146993"),
-    ("cn-northwest-1", "037604701340"),
-    ("eu-central-1", "054676820928"),
-    ("eu-north-1", "897822967062"),
-    ("eu-south-1", "635631232127"),
-    ("eu-west-1", "156460612806"),
-    ("eu-west-2", "652711504416"),
-    ("eu-west-3", "009996457667"),
-    ("me-south-1", "076674570225"),
-    ("sa-east-1", "507241528517"),
-    ("us-east-1", "127311923021"),
-    ("us-east-2", "033677994240"),
-    ("us-gov-east-1", "190560391635"),
-    ("us-gov-west-1", "048591011584"),
-    ("us-west-1", "027434742980"),
-    ("us-west-2", "797873946194"),
-];
-
 /// Logical ids of the stage template.
 pub mod stage_ids {
     /// ECS cluster.
@@ -996,16 +964,6 @@ pub fn image_uri(spec: &ProviderSpec, p: &PlatformSpec, stage: &StageSpec) -> St
     )
 }
 
-/// The principal that delivers load balancer access logs in `region`.
-fn log_delivery_principal(region: &str) -> Value {
-    match ELB_LOG_ACCOUNTS.iter().find(|(r, _)| *r == region) {
-        Some((_, account)) => json!({
-            "AWS": format!("arn:{}:iam::{account}:root", common::partition(region))
-        }),
-        None => json!({ "Service": "logdelivery.elasticloadbalancing.amazonaws.com" }),
-    }
-}
-
 /// A rule that matches no traffic: a security group with only this egress
 /// rule sends nothing (CloudFormation replaces the default allow-all rule
 /// once a group lists any egress rule).
@@ -1169,7 +1127,7 @@ fn access_logs_bucket(t: &mut Template, spec: &ProviderSpec) {
                         {
                             "Sid": "LoadBalancerLogDelivery",
                             "Effect": "Allow",
-                            "Principal": log_delivery_principal(&spec.region),
+                            "Principal": common::elb_log_delivery_principal(&spec.region),
                             "Action": "s3:PutObject",
                             "Resource": fns::sub("${AccessLogsBucket.Arn}/AWSLogs/${AWS::AccountId}/*")
                         },

@@ -782,16 +782,16 @@ fn regions_pick_their_partition_suffix_and_log_delivery_principal() {
         json!({ "AWS": "arn:aws-cn:iam::638102146993:root" })
     );
     assert_eq!(
-        log_delivery_principal("ap-south-2"),
+        common::elb_log_delivery_principal("ap-south-2"),
         json!({ "Service": "logdelivery.elasticloadbalancing.amazonaws.com" })
     );
     // The table is sorted and has one account per region.
-    let regions: Vec<&str> = ELB_LOG_ACCOUNTS.iter().map(|(r, _)| *r).collect();
+    let regions: Vec<&str> = common::ELB_LOG_ACCOUNTS.iter().map(|(r, _)| *r).collect();
     let mut sorted = regions.clone();
     sorted.sort_unstable();
     sorted.dedup();
     assert_eq!(regions, sorted);
-    assert!(ELB_LOG_ACCOUNTS.iter().all(|(_, a)| a.len() == 12));
+    assert!(common::ELB_LOG_ACCOUNTS.iter().all(|(_, a)| a.len() == 12));
 }
 
 #[test]

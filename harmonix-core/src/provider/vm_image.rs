@@ -1160,21 +1160,6 @@ fn lb_attributes(s: &Settings<'_>, role: Role) -> Value {
     ])
 }
 
-/// The principal that delivers load balancer access logs in `region`: the
-/// region's Elastic Load Balancing account where AWS documents one, else
-/// the log delivery service.
-fn log_delivery_principal(region: &str) -> Value {
-    match super::backstage_platform::ELB_LOG_ACCOUNTS
-        .iter()
-        .find(|(r, _)| *r == region)
-    {
-        Some((_, account)) => json!({
-            "AWS": format!("arn:{}:iam::{account}:root", common::partition(region))
-        }),
-        None => json!({ "Service": "logdelivery.elasticloadbalancing.amazonaws.com" }),
-    }
-}
-
 /// The access-log bucket, when the spec names none: private, versioned,
 /// SSE-S3 (the only encryption load balancer log delivery supports),
 /// objects expiring after the environment's log retention, kept when the
@@ -1230,7 +1215,7 @@ fn access_logs_bucket(t: &mut Template, spec: &ProviderSpec) {
                     "Statement": [{
                         "Sid": "LoadBalancerLogDelivery",
                         "Effect": "Allow",
-                        "Principal": log_delivery_principal(&spec.region),
+                        "Principal": common::elb_log_delivery_principal(&spec.region),
                         "Action": "s3:PutObject",
                         "Resource": fns::sub(&format!(
                             "${{{ACCESS_LOGS_BUCKET}.Arn}}/${{Prefix}}/${{EnvironmentName}}/*/AWSLogs/${{AWS::AccountId}}/*"
