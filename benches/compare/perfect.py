@@ -16,6 +16,7 @@ environment (AWS_ENDPOINT_URL)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,9 +41,12 @@ def describe_all(cfn: Any) -> Dict[str, Dict[str, Any]]:
     return out
 
 
-def wait(cfn: Any, names: List[str], poll: float) -> None:
+def wait(cfn: Any, names: List[str], poll: float, limit: float = 900.0) -> None:
     pending = set(names)
+    deadline = time.monotonic() + limit
     while pending:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{len(pending)} stacks still in progress after {limit:.0f} s, e.g. {sorted(pending)[:3]}")
         state = describe_all(cfn)
         pending = {n for n in pending if state.get(n, {}).get("StackStatus", "").endswith("_IN_PROGRESS")}
         if pending:
@@ -87,7 +91,10 @@ def main() -> int:
                         raise
                     time.sleep(0.2 * (attempt + 1))
 
-        with ThreadPoolExecutor(16) as pool:
+        # PERFECT_THREADS=1 for large setups: moto leaves some stacks
+        # stuck in CREATE_IN_PROGRESS under many concurrent creates.
+        threads = int(os.environ.get("PERFECT_THREADS", "16"))
+        with ThreadPoolExecutor(threads) as pool:
             list(pool.map(create, entries))
         wait(cfn, [e["name"] for e in entries], poll)
     elif mode == "update":

@@ -325,7 +325,8 @@ def measure_memory(bins: Dict[str, Path], n: int, work: Path) -> Run:
     envp = start_env(bins, False)
     try:
         print(f"==> memory: deploying {n} environments", file=sys.stderr, flush=True)
-        _, _, ok, note = run_procs([[str(py), str(HERE / "perfect.py"), "create", str(work / "rendered" / "manifest.json")]], tool_env(envp.url), work)
+        env = dict(tool_env(envp.url), PERFECT_THREADS="1")
+        _, _, ok, note = run_procs([[str(py), str(HERE / "perfect.py"), "create", str(work / "rendered" / "manifest.json")]], env, work)
         if not ok:
             raise SystemExit(f"memory: deploying {n} environments failed: {note}")
         r = measure(envp, "harmonix", "memory", "off", [[str(bins["harmonix"]), "plan", *HARMONIX_FLAGS, *map(str, specs)]], work)
