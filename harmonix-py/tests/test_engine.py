@@ -110,9 +110,13 @@ def test_failed_stack_raises_with_stack_reason_and_report(emulator: str) -> None
     report = err.report
     assert isinstance(report, harmonix.ApplyReport) and not report.succeeded
     assert report.catalog_error is None and report.entities == []
-    # Without raising: the same facts in the report.
-    report = e.apply(specs, raise_on_failure=False)
+    # Without raising: the same facts in the report (another environment:
+    # the emulator leaves the failed one reviewable, and its change set
+    # then executes).
+    text = (EXAMPLES / "eks-public.yaml").read_text().replace("name: web-dev", "name: web-qa")
+    report = e.apply(harmonix.loads(text, origin="eks-qa.yaml"), raise_on_failure=False)
     assert [s.outcome for s in report.stacks] == ["failed"]
+    assert not report.succeeded
 
 
 def test_lock_held_by_another_run(emulator: str) -> None:
