@@ -1130,6 +1130,14 @@ impl Engine {
     /// nothing is left behind. A stack that holds resources is never
     /// deleted here. Returns how many change sets were discarded.
     pub async fn discard(&self, plan: &DeploymentPlan) -> Result<usize, Error> {
+        let none = plan
+            .targets
+            .iter()
+            .all(|tp| tp.plan.stacks.iter().all(|s| s.change_set_id.is_none()));
+        if none {
+            // Nothing to delete: no need to load and render the specs.
+            return Ok(0);
+        }
         let specs = SpecSet::from_embedded(&plan.specs, &self.registry)?;
         let groups = self.groups(&specs)?;
         let pairs = match_targets(plan, &groups)?;
