@@ -221,6 +221,11 @@ async fn a_frontend_release_rolls_only_the_frontend() {
         "{diff}"
     );
     assert!(!diff.contains("Backend"), "{diff}");
+    // The group's instances are replaced by its rolling update policy.
+    assert!(
+        diff.contains("~ FrontendGroup (AWS::AutoScaling::AutoScalingGroup) update; instances replaced by a rolling update"),
+        "{diff}"
+    );
 
     // The reviewed plan survives a save and load, and applies.
     let plan_file = dir.path().join("plan.json");

@@ -247,6 +247,8 @@ export interface ResourceChange {
   resourceType: string;
   replacement?: 'true' | 'conditional' | 'false';
   properties?: string[];
+  /** How an update policy replaces the resource's instances (Auto Scaling groups). */
+  rollout?: string;
 }
 
 /** What a plan does with one stack. */

@@ -155,6 +155,66 @@ pub struct ResourceChange {
     /// Names of the changed properties, when CloudFormation lists them.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub properties: Vec<String>,
+    /// How the update replaces the resource's instances, from its
+    /// `UpdatePolicy` (an Auto Scaling group's rolling or replacing
+    /// update): a change set lists such a group as a plain modification.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rollout: Option<String>,
+}
+
+/// Properties of an Auto Scaling group whose change replaces its
+/// instances under an update policy.
+const INSTANCE_REPLACING_PROPERTIES: [&str; 4] = [
+    "LaunchConfigurationName",
+    "LaunchTemplate",
+    "MixedInstancesPolicy",
+    "VPCZoneIdentifier",
+];
+
+/// The [`ResourceChange::rollout`] of a modified Auto Scaling group under
+/// `policy` (its template `UpdatePolicy`). `None` when the change set
+/// names the changed properties and none of them replaces instances.
+pub(crate) fn rollout(change: &ResourceChange, policy: &serde_json::Value) -> Option<String> {
+    if change.action != ChangeAction::Modify
+        || change.resource_type != "AWS::AutoScaling::AutoScalingGroup"
+    {
+        return None;
+    }
+    if !change.properties.is_empty()
+        && !change
+            .properties
+            .iter()
+            .any(|p| INSTANCE_REPLACING_PROPERTIES.contains(&p.as_str()))
+    {
+        return None;
+    }
+    if policy["AutoScalingReplacingUpdate"]["WillReplace"] == serde_json::Value::Bool(true) {
+        return Some(
+            "instances replaced: a new group, the old one removed once it is healthy".into(),
+        );
+    }
+    let rolling = policy.get("AutoScalingRollingUpdate")?;
+    let num = |k: &str| {
+        rolling
+            .get(k)
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+    };
+    let mut text = String::from("instances replaced by a rolling update");
+    let batch = num("MaxBatchSize");
+    let min = num("MinInstancesInService");
+    match (batch, min) {
+        (Some(b), Some(m)) => {
+            let _ = write!(text, " ({b} at a time, at least {m} in service)");
+        }
+        (Some(b), None) => {
+            let _ = write!(text, " ({b} at a time)");
+        }
+        (None, Some(m)) => {
+            let _ = write!(text, " (at least {m} in service)");
+        }
+        (None, None) => {}
+    }
+    Some(text)
 }
 
 /// The state of a stack seen while planning; `apply` refuses to run when
@@ -377,6 +437,9 @@ impl Plan {
                 );
                 if !c.properties.is_empty() {
                     let _ = write!(line, ": {}", c.properties.join(", "));
+                }
+                if let Some(r) = &c.rollout {
+                    let _ = write!(line, "; {r}");
                 }
                 let _ = writeln!(out, "{line}");
             }
@@ -629,6 +692,7 @@ fn decide(def: &StackDefinition, st: Option<&StackState>) -> Result<Decision, En
                 resource_type: r.kind.clone(),
                 replacement: None,
                 properties: Vec::new(),
+                rollout: None,
             })
             .collect();
         return Ok(Decision::Done(Box::new(PlannedStack {
@@ -883,6 +947,14 @@ async fn plan_change_set(
         ps.change_set_id = Some(id);
         ps.change_set_stack_id = stack_id;
         ps.changes = changes;
+        for c in &mut ps.changes {
+            let policy = def
+                .template
+                .resources
+                .get(&c.logical_id)
+                .and_then(|r| r.update_policy.as_ref());
+            c.rollout = policy.and_then(|p| rollout(c, p));
+        }
     }
     Ok(ps)
 }
@@ -1197,6 +1269,7 @@ fn convert_change(rc: &aws_sdk_cloudformation::types::ResourceChange) -> Resourc
         resource_type: rc.resource_type().unwrap_or_default().to_owned(),
         replacement,
         properties,
+        rollout: None,
     }
 }
 
@@ -1239,4 +1312,49 @@ pub async fn plan_destroy(
         })
         .collect();
     Ok(Plan::new(account, region, stacks))
+}
+
+#[cfg(test)]
+mod rollout_tests {
+    use serde_json::json;
+
+    use super::{ChangeAction, ResourceChange, rollout};
+
+    fn group(properties: &[&str]) -> ResourceChange {
+        ResourceChange {
+            action: ChangeAction::Modify,
+            logical_id: "FrontendGroup".into(),
+            resource_type: "AWS::AutoScaling::AutoScalingGroup".into(),
+            replacement: None,
+            properties: properties.iter().map(|p| (*p).to_owned()).collect(),
+            rollout: None,
+        }
+    }
+
+    #[test]
+    fn a_rolling_update_policy_is_shown_on_an_instance_replacing_change() {
+        let policy = json!({ "AutoScalingRollingUpdate": { "MaxBatchSize": 2, "MinInstancesInService": "3" } });
+        let text = "instances replaced by a rolling update (2 at a time, at least 3 in service)";
+        // Property details unknown (as on the emulator): assumed replacing.
+        assert_eq!(rollout(&group(&[]), &policy).as_deref(), Some(text));
+        assert_eq!(
+            rollout(&group(&["LaunchTemplate"]), &policy).as_deref(),
+            Some(text)
+        );
+        // A size change replaces no instance.
+        assert_eq!(rollout(&group(&["DesiredCapacity"]), &policy), None);
+        let replacing = json!({ "AutoScalingReplacingUpdate": { "WillReplace": true } });
+        assert!(
+            rollout(&group(&[]), &replacing)
+                .is_some_and(|t| t.starts_with("instances replaced: a new group"))
+        );
+        // Only modified groups.
+        let mut other = group(&[]);
+        other.resource_type = "AWS::EC2::LaunchTemplate".into();
+        assert_eq!(rollout(&other, &policy), None);
+        let mut added = group(&[]);
+        added.action = ChangeAction::Add;
+        assert_eq!(rollout(&added, &policy), None);
+        assert_eq!(rollout(&group(&[]), &json!({})), None);
+    }
 }

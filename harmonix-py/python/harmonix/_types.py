@@ -78,6 +78,7 @@ class ResourceChange:
     resource_type: str
     replacement: Optional[str] = None  # true | conditional | false
     properties: Tuple[str, ...] = ()
+    rollout: Optional[str] = None  # how an update policy replaces instances
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "ResourceChange":
@@ -87,6 +88,7 @@ class ResourceChange:
             resource_type=_s(d, "resourceType"),
             replacement=_os(d, "replacement"),
             properties=tuple(str(p) for p in d.get("properties", [])),
+            rollout=_os(d, "rollout"),
         )
 
 
