@@ -1076,44 +1076,7 @@ fn stage_stack(spec: &ProviderSpec, p: &PlatformSpec, stage: &StageSpec) -> Stac
 fn access_logs_bucket(t: &mut Template, spec: &ProviderSpec) {
     use stage_ids::{ACCESS_LOGS_BUCKET, ACCESS_LOGS_BUCKET_POLICY};
     let days = spec.log_retention_days();
-    t.resource(
-        ACCESS_LOGS_BUCKET,
-        Resource::new("AWS::S3::Bucket")
-            .retain_policy("Retain")
-            .property(
-                "BucketEncryption",
-                json!({ "ServerSideEncryptionConfiguration": [{
-                    "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" }
-                }] }),
-            )
-            .property(
-                "PublicAccessBlockConfiguration",
-                json!({
-                    "BlockPublicAcls": true,
-                    "BlockPublicPolicy": true,
-                    "IgnorePublicAcls": true,
-                    "RestrictPublicBuckets": true
-                }),
-            )
-            .property(
-                "OwnershipControls",
-                json!({ "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }] }),
-            )
-            .property("VersioningConfiguration", json!({ "Status": "Enabled" }))
-            .property(
-                "LifecycleConfiguration",
-                json!({ "Rules": [{
-                    "Id": "expire-access-logs",
-                    "Status": "Enabled",
-                    "ExpirationInDays": days,
-                    "NoncurrentVersionExpiration": { "NoncurrentDays": 1 }
-                }] }),
-            )
-            .checkov_skip(
-                "CKV_AWS_18",
-                "This bucket receives the load balancer's access logs; logging access to the log bucket would need another bucket, and so on",
-            ),
-    );
+    t.resource(ACCESS_LOGS_BUCKET, common::access_logs_bucket(days));
     let bucket_arn = fns::get_att(ACCESS_LOGS_BUCKET, "Arn");
     t.resource(
         ACCESS_LOGS_BUCKET_POLICY,

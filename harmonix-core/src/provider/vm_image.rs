@@ -1168,41 +1168,7 @@ fn lb_attributes(s: &Settings<'_>, role: Role) -> Value {
 fn access_logs_bucket(t: &mut Template, spec: &ProviderSpec) {
     t.resource(
         ACCESS_LOGS_BUCKET,
-        Resource::new("AWS::S3::Bucket")
-            .retain_policy("Retain")
-            .property(
-                "BucketEncryption",
-                json!({ "ServerSideEncryptionConfiguration": [{
-                    "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" }
-                }] }),
-            )
-            .property(
-                "PublicAccessBlockConfiguration",
-                json!({
-                    "BlockPublicAcls": true,
-                    "BlockPublicPolicy": true,
-                    "IgnorePublicAcls": true,
-                    "RestrictPublicBuckets": true
-                }),
-            )
-            .property(
-                "OwnershipControls",
-                json!({ "Rules": [{ "ObjectOwnership": "BucketOwnerEnforced" }] }),
-            )
-            .property("VersioningConfiguration", json!({ "Status": "Enabled" }))
-            .property(
-                "LifecycleConfiguration",
-                json!({ "Rules": [{
-                    "Id": "expire-access-logs",
-                    "Status": "Enabled",
-                    "ExpirationInDays": spec.log_retention_days(),
-                    "NoncurrentVersionExpiration": { "NoncurrentDays": 1 }
-                }] }),
-            )
-            .checkov_skip(
-                "CKV_AWS_18",
-                "This bucket holds the load balancers' access logs; logging access to it would need another log bucket, and that one another",
-            ),
+        common::access_logs_bucket(spec.log_retention_days()),
     );
     t.resource(
         ACCESS_LOGS_BUCKET_POLICY,
