@@ -29,8 +29,8 @@ use harmonix_core::aws::{ApiBudget, AwsOptions, ClientPool, Target};
 use harmonix_core::engine::apply::Outcome;
 use harmonix_core::engine::events::{Event, ignore_events};
 use harmonix_core::engine::lock::{Holder, LOCK_TABLE, LockError, LockManager};
-use harmonix_core::engine::plan::{ActionKind, Backoff, ChangeAction};
-use harmonix_core::engine::{DeploymentPlan, Engine, EngineOptions, PlanKind};
+use harmonix_core::engine::plan::{ActionKind, ChangeAction};
+use harmonix_core::engine::{DeploymentPlan, Engine, PlanKind};
 use harmonix_core::error::codes;
 use harmonix_core::provider::Registry;
 use harmonix_core::spec::SpecSet;
@@ -66,18 +66,7 @@ fn engine(endpoint: &str) -> Engine {
         ..AwsOptions::default()
     };
     let pool = ClientPool::from_sdk_config(base_config(), aws).expect("valid options");
-    let mut opts = EngineOptions {
-        command: "harmonix apply multi.yaml".to_owned(),
-        ..EngineOptions::default()
-    };
-    let poll = Backoff {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(200),
-    };
-    opts.plan.poll = poll;
-    opts.apply.poll = poll;
-    opts.apply.timeout = Duration::from_mins(2);
-    opts.lock.lease = Duration::from_secs(20);
+    let opts = harmonix_tests::fast_engine_options("harmonix apply multi.yaml");
     Engine::new(pool, Registry::builtin(), opts)
 }
 

@@ -42,7 +42,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_cloudformation::Client;
@@ -50,10 +49,10 @@ use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
 use harmonix_core::aws::{ApiBudget, AwsOptions, ClientPool};
 use harmonix_core::catalog::Entity;
+use harmonix_core::engine::Engine;
 use harmonix_core::engine::apply::Outcome;
 use harmonix_core::engine::events::ignore_events;
-use harmonix_core::engine::plan::{ActionKind, Backoff};
-use harmonix_core::engine::{Engine, EngineOptions};
+use harmonix_core::engine::plan::ActionKind;
 use harmonix_core::provider::{
     BackstagePlatformProvider, DerivedName, EnvironmentProvider, Registry, STACK_HASH_TAG,
     StackDefinition, StackOutputs,
@@ -154,18 +153,7 @@ fn engine(emu: &Emulator, registry: Registry) -> Engine {
         ..AwsOptions::default()
     };
     let pool = ClientPool::from_sdk_config(base_config(), aws).expect("valid options");
-    let mut opts = EngineOptions {
-        command: "harmonix apply backstage-platform.yaml".to_owned(),
-        ..EngineOptions::default()
-    };
-    let poll = Backoff {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(200),
-    };
-    opts.plan.poll = poll;
-    opts.apply.poll = poll;
-    opts.apply.timeout = Duration::from_mins(2);
-    opts.lock.lease = Duration::from_secs(20);
+    let opts = harmonix_tests::fast_engine_options("harmonix apply backstage-platform.yaml");
     Engine::new(pool, registry, opts)
 }
 

@@ -123,3 +123,22 @@ pub mod backstage {
         (out.status.code(), verdicts)
     }
 }
+
+/// Engine options for end-to-end tests on the emulator: `command` in the
+/// audit trail, polling every 20–200 ms, applies bounded at 2 minutes and
+/// a 20 s lock lease.
+pub fn fast_engine_options(command: &str) -> harmonix_core::engine::EngineOptions {
+    let mut opts = harmonix_core::engine::EngineOptions {
+        command: command.to_owned(),
+        ..Default::default()
+    };
+    let poll = harmonix_core::engine::plan::Backoff {
+        initial: std::time::Duration::from_millis(20),
+        max: std::time::Duration::from_millis(200),
+    };
+    opts.plan.poll = poll;
+    opts.apply.poll = poll;
+    opts.apply.timeout = std::time::Duration::from_mins(2);
+    opts.lock.lease = std::time::Duration::from_secs(20);
+    opts
+}

@@ -26,15 +26,14 @@
 //!   engine completes only `Ref`/`Arn` outputs from the stack's resources).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
 use harmonix_core::aws::{ApiBudget, AwsOptions, ClientPool, Target};
 use harmonix_core::engine::apply::Outcome;
 use harmonix_core::engine::events::ignore_events;
-use harmonix_core::engine::plan::{ActionKind, Backoff, ChangeAction};
-use harmonix_core::engine::{DeploymentPlan, Engine, EngineOptions};
+use harmonix_core::engine::plan::{ActionKind, ChangeAction};
+use harmonix_core::engine::{DeploymentPlan, Engine};
 use harmonix_core::provider::Registry;
 use harmonix_core::spec::SpecSet;
 use harmonix_tests::emulator::Emulator;
@@ -66,18 +65,7 @@ fn engine(endpoint: &str) -> Engine {
         ..AwsOptions::default()
     };
     let pool = ClientPool::from_sdk_config(base, aws).expect("valid options");
-    let mut opts = EngineOptions {
-        command: "harmonix apply vm-image.yaml".to_owned(),
-        ..EngineOptions::default()
-    };
-    let poll = Backoff {
-        initial: Duration::from_millis(20),
-        max: Duration::from_millis(200),
-    };
-    opts.plan.poll = poll;
-    opts.apply.poll = poll;
-    opts.apply.timeout = Duration::from_mins(2);
-    opts.lock.lease = Duration::from_secs(20);
+    let opts = harmonix_tests::fast_engine_options("harmonix apply vm-image.yaml");
     Engine::new(pool, Registry::builtin(), opts)
 }
 
