@@ -1,6 +1,9 @@
 //! The local AWS emulator (moto, `scripts/setup` installs it into the venv)
 //! as a test fixture: one `moto_server` process on a free loopback port,
-//! killed when the fixture is dropped (also while a test panics).
+//! killed when the fixture is dropped (also while a test panics), behind
+//! the counting proxy with AWS's limits on ([`crate::proxy::Config::aws_limits`]):
+//! [`Emulator::endpoint_url`] is the proxy's, so every end-to-end test is
+//! refused what AWS would refuse (an inline template over 51,200 bytes).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -9,6 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::proxy::Proxy;
 use crate::venv_tool;
 
 /// How long the server may take to answer its first HTTP request.
@@ -17,6 +21,8 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// A running `moto_server` on `127.0.0.1`, stopped on drop.
 #[derive(Debug)]
 pub struct Emulator {
+    /// The strict proxy in front (dropped before the server).
+    proxy: Option<Proxy>,
     child: Child,
     port: u16,
     /// The server's stdout and stderr (a file, so a chatty server never
@@ -42,17 +48,41 @@ impl Emulator {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         // From here on `Drop` kills the process, whatever happens.
-        let mut emulator = Self { child, port, log };
+        let mut emulator = Self {
+            proxy: None,
+            child,
+            port,
+            log,
+        };
         emulator.wait_until_ready(&binary);
+        emulator.proxy = Some(Proxy::start(port));
         emulator
     }
 
-    /// `http://127.0.0.1:PORT`, for the SDK's endpoint override.
+    /// The strict proxy's `http://127.0.0.1:PORT`, for the SDK's endpoint
+    /// override.
     pub fn endpoint_url(&self) -> String {
+        self.proxy
+            .as_ref()
+            .map_or_else(|| self.moto_url(), Proxy::endpoint_url)
+    }
+
+    /// The strict proxy in front of the server (its counts include
+    /// [`crate::proxy::Counts::refused`]).
+    pub fn proxy(&self) -> &Proxy {
+        self.proxy
+            .as_ref()
+            .expect("the proxy starts with the emulator")
+    }
+
+    /// The server itself, without the proxy (for setup that must not be
+    /// counted or checked, and for proxies of a test's own).
+    pub fn moto_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The port the server listens on.
+    /// The port the server listens on (a test's own [`Proxy`] forwards
+    /// here).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -95,6 +125,7 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        self.proxy = None;
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

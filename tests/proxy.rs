@@ -72,6 +72,10 @@ pub struct Config {
     pub seed: u64,
     /// Only these operations get faults (empty: all).
     pub fault_operations: Vec<String>,
+    /// Refuse, with AWS's own error, what AWS refuses and the emulator
+    /// lets through (see [`aws_limit_violation`]). On by default: every
+    /// end-to-end test runs through it.
+    pub aws_limits: bool,
 }
 
 impl Default for Config {
@@ -89,6 +93,7 @@ impl Default for Config {
             slow_ms: 2_000,
             seed: 1,
             fault_operations: Vec::new(),
+            aws_limits: true,
         }
     }
 }
@@ -126,6 +131,9 @@ pub struct Counts {
     pub max_rate_per_second: u64,
     /// Faults injected, by kind (`throttle`, `500`, `503`, `drop`, `slow`).
     pub faults: BTreeMap<String, u64>,
+    /// Requests refused as AWS would refuse them, by operation and rule
+    /// (`CreateChangeSet: templateBody > 51200 bytes`).
+    pub refused: BTreeMap<String, u64>,
 }
 
 /// Shared state of a running proxy.
@@ -290,7 +298,7 @@ impl Drop for Proxy {
 }
 
 /// One parsed request.
-struct Request {
+pub struct Request {
     head_lines: Vec<String>,
     body: Vec<u8>,
 }
@@ -579,6 +587,19 @@ fn serve(client: TcpStream, upstream_port: u16, state: &Mutex<State>) {
         if !latency.is_zero() {
             std::thread::sleep(latency);
         }
+        let strict = lock(state).config.aws_limits;
+        if let Some(v) = strict.then(|| aws_limit_violation(&req, &op)).flatten() {
+            *lock(state)
+                .counts
+                .refused
+                .entry(format!("{op}: {}", v.rule))
+                .or_default() += 1;
+            let response = error_response(&req, 400, v.code, &v.message);
+            if writer.write_all(&response).is_err() {
+                break;
+            }
+            continue;
+        }
         let response = match fault {
             Fault::Drop => break,
             Fault::Throttle => error_response(&req, 400, "Throttling", "Rate exceeded"),
@@ -617,6 +638,81 @@ fn serve(client: TcpStream, upstream_port: u16, state: &Mutex<State>) {
         }
     }
     let _ = writer.shutdown(Shutdown::Both);
+}
+
+/// A request AWS would refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// A short name of the rule, for the counts.
+    pub rule: &'static str,
+    /// AWS's error code.
+    pub code: &'static str,
+    /// AWS's message.
+    pub message: String,
+}
+
+/// CloudFormation operations that take a template.
+const TEMPLATE_OPERATIONS: [&str; 6] = [
+    "CreateStack",
+    "UpdateStack",
+    "CreateChangeSet",
+    "ValidateTemplate",
+    "GetTemplateSummary",
+    "EstimateTemplateCost",
+];
+
+/// Largest inline `TemplateBody` CloudFormation accepts, in bytes
+/// ("Understand CloudFormation quotas":
+/// <https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html>).
+pub const MAX_TEMPLATE_BODY: usize = 51_200;
+
+/// What AWS refuses that moto accepts, checked on the request before it
+/// reaches the emulator:
+/// - a `TemplateBody` over 51,200 bytes (AWS answers HTTP 400
+///   `ValidationError` "1 validation error detected: Value '…' at
+///   'templateBody' failed to satisfy constraint: Member must have length
+///   less than or equal to 51200");
+/// - a `TemplateURL` that is not an `https://` URL ("The location for an
+///   Amazon S3 bucket must start with https://", `CreateStack` API
+///   reference).
+pub fn aws_limit_violation(req: &Request, op: &str) -> Option<Violation> {
+    if req.is_json() || !TEMPLATE_OPERATIONS.contains(&op) {
+        return None;
+    }
+    if let Some(body) = form_value(&req.body, "TemplateBody")
+        && body.len() > MAX_TEMPLATE_BODY
+    {
+        let shown: String = body.chars().take(40).collect();
+        return Some(Violation {
+            rule: "templateBody > 51200 bytes",
+            code: "ValidationError",
+            message: format!(
+                "1 validation error detected: Value '{}...' at 'templateBody' failed to satisfy constraint: Member must have length less than or equal to {MAX_TEMPLATE_BODY}",
+                xml_escape(&shown)
+            ),
+        });
+    }
+    if let Some(url) = form_value(&req.body, "TemplateURL")
+        && !url.starts_with("https://")
+    {
+        return Some(Violation {
+            rule: "templateURL not https",
+            code: "ValidationError",
+            message: format!(
+                "TemplateURL must be a supported URL: {} (S3 locations must start with https://)",
+                xml_escape(&url)
+            ),
+        });
+    }
+    None
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
 }
 
 /// The timing model: remember operations that start stack work, and show

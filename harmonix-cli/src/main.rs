@@ -282,12 +282,23 @@ fn load_all(printer: &Printer, registry: &Registry, files: &[PathBuf]) -> Vec<Op
 
 fn validate(printer: &Printer, registry: &Registry, files: &[PathBuf]) -> bool {
     let loaded = load_all(printer, registry, files);
+    let mut ok = true;
     for (f, v) in files.iter().zip(&loaded) {
-        if let Some(v) = v {
-            printer.valid(f, v);
+        let Some(v) = v else {
+            ok = false;
+            continue;
+        };
+        // Rendering is deterministic and offline: a stack over one of
+        // CloudFormation's quotas is a validation failure too.
+        match render::stacks(v, registry) {
+            Ok(_) => printer.valid(f, v),
+            Err(e) => {
+                printer.error(&format!("{}: {e}", f.display()));
+                ok = false;
+            }
         }
     }
-    loaded.iter().all(Option::is_some)
+    ok
 }
 
 fn render_files(printer: &Printer, registry: &Registry, files: &[PathBuf], out: &Path) -> bool {

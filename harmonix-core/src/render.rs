@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::fsio::{WriteError, write_atomic};
 use crate::provider::{Registry, StackDefinition};
 use crate::spec::ValidSpec;
+use crate::template::quotas::{QuotaProblem, stack_problems};
 
 /// Why rendering failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +37,37 @@ pub enum RenderError {
         /// Where it was rendered again.
         second: String,
     },
+    /// A stack would be refused by CloudFormation: it exceeds a documented
+    /// template or stack quota ([`crate::template::quotas`]).
+    #[error(
+        "stack `{stack}` would be refused by CloudFormation: {}",
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    Quota {
+        /// The stack.
+        stack: String,
+        /// Every quota it exceeds.
+        problems: Vec<QuotaProblem>,
+    },
     /// Writing an output file failed.
     #[error(transparent)]
     Write(#[from] WriteError),
+}
+
+/// [`RenderError::Quota`] when `def` exceeds any of CloudFormation's
+/// documented quotas (template size, resources, parameters, outputs,
+/// names, description, parameter values, tags).
+pub fn check_quotas(def: &StackDefinition) -> Result<(), RenderError> {
+    let mut problems = def.template.quota_problems();
+    problems.extend(stack_problems(&def.parameters, &def.tags));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(RenderError::Quota {
+            stack: def.name.clone(),
+            problems,
+        })
+    }
 }
 
 /// The stacks of every provider of a validated spec, in file order.
@@ -51,7 +80,9 @@ pub fn stacks(spec: &ValidSpec, registry: &Registry) -> Result<Vec<StackDefiniti
                 kind: p.kind.to_string(),
                 index,
             })?;
-        out.extend(provider.stacks(p));
+        let stacks = provider.stacks(p);
+        stacks.iter().try_for_each(check_quotas)?;
+        out.extend(stacks);
     }
     Ok(out)
 }

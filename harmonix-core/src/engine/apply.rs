@@ -19,6 +19,7 @@ use aws_sdk_cloudformation::types::ChangeSetType;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::assets::TemplateStore;
 use super::error::EngineError;
 use super::events::{Event, EventSink};
 use super::plan::{
@@ -47,6 +48,9 @@ pub struct ApplyOptions {
     /// awaited (CloudFormation finishes them anyway) and reported, the
     /// rest reported [`Outcome::Cancelled`]. Re-running converges.
     pub cancel: CancellationToken,
+    /// How the templates of re-created stacks reach CloudFormation (see
+    /// [`PlanOptions::templates`]).
+    pub templates: TemplateStore,
 }
 
 impl Default for ApplyOptions {
@@ -58,6 +62,7 @@ impl Default for ApplyOptions {
             change_set_timeout: Duration::from_mins(5),
             list_threshold: 3,
             cancel: CancellationToken::new(),
+            templates: TemplateStore::inline_only(),
         }
     }
 }
@@ -564,6 +569,7 @@ async fn execute_source(
         concurrency: 1,
         change_set_timeout: opts.change_set_timeout,
         poll: opts.poll,
+        templates: opts.templates.clone(),
         ..PlanOptions::default()
     };
     let create = kind == ChangeSetType::Create;

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::apply::{ApplyOptions, ApplyReport, Outcome, StackReport, apply_checked, check_stale};
+use super::assets::{AssetsOptions, TemplateStore};
 use super::audit::{AuditRecord, AuditStatus, AuditWriter, rfc3339};
 use super::error::EngineError;
 use super::events::{Event, EventSink};
@@ -37,14 +38,17 @@ use super::lock::{
 };
 use super::outputs::{complete_outputs, perform};
 use super::plan::{
-    ActionKind, Plan, PlanOptions, Triage, plan_destroy, plan_triaged, read_settled_state, validate,
+    ActionKind, Plan, PlanOptions, Triage, plan_destroy, plan_triaged, plan_with_state,
+    read_settled_state, validate,
 };
 use super::state::{StackStatusReport, read_state, status_from_state};
 use crate::Error;
 use crate::aws::{ClientPool, Clients, Target};
 use crate::catalog::{self, Entity};
 use crate::fsio::write_atomic;
-use crate::provider::{Names, Registry, StackDefinition, StackOutputs};
+use crate::provider::{
+    BOOTSTRAP_STACK, Names, Registry, StackDefinition, StackOutputs, bootstrap_stack,
+};
 use crate::spec::{EmbeddedSpec, SpecSet};
 use crate::template::hex_sha256;
 
@@ -90,6 +94,8 @@ pub struct EngineOptions {
     pub apply: ApplyOptions,
     /// The environment lock.
     pub lock: LockOptions,
+    /// The assets bucket of templates over CloudFormation's inline limit.
+    pub assets: AssetsOptions,
     /// Write audit records to each environment's audit table (default).
     pub audit: bool,
     /// The command recorded as the lock holder's and in audit records.
@@ -108,6 +114,7 @@ impl Default for EngineOptions {
             plan: PlanOptions::default(),
             apply: ApplyOptions::default(),
             lock: LockOptions::default(),
+            assets: AssetsOptions::default(),
             audit: true,
             command: "harmonix".to_owned(),
             entities: true,
@@ -521,7 +528,7 @@ impl Engine {
     fn plan_options(&self) -> PlanOptions {
         PlanOptions {
             concurrency: self.opts.concurrency.max(1),
-            ..self.opts.plan
+            ..self.opts.plan.clone()
         }
     }
 
@@ -611,6 +618,17 @@ impl Engine {
         Ok(groups)
     }
 
+    /// Where the templates of `target` go when too big to send inline:
+    /// its account/region's assets bucket.
+    fn templates(&self, target: &Target, c: &Clients) -> TemplateStore {
+        TemplateStore::s3(
+            c.s3.clone(),
+            &target.account,
+            &target.region,
+            self.opts.assets.clone(),
+        )
+    }
+
     async fn clients(&self, target: &Target) -> Result<Clients, Error> {
         Ok(self.pool.clients(target).await?)
     }
@@ -645,6 +663,10 @@ impl Engine {
         let plans = join_all(groups.iter().map(|g| async {
             let clients = self.clients(&g.target).await?;
             let cfn = &clients.cloudformation;
+            let popts = PlanOptions {
+                templates: self.templates(&g.target, &clients),
+                ..popts.clone()
+            };
             let plan = match kind {
                 PlanKind::Deploy => {
                     // One state read, then each provider rendered and
@@ -699,7 +721,9 @@ impl Engine {
                     index: i,
                 }
             })?;
-            triage.add(imp.stacks(*p), state, events)?;
+            let stacks = imp.stacks(*p);
+            stacks.iter().try_for_each(crate::render::check_quotas)?;
+            triage.add(stacks, state, events)?;
         }
         Ok(triage)
     }
@@ -882,6 +906,25 @@ impl Engine {
         if self.opts.apply.cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
+        if plan.kind == PlanKind::Deploy {
+            // Account/region settings the changing environments need, in
+            // the shared bootstrap stack, before any of them is applied.
+            let mut done = BTreeSet::new();
+            for (((tp, g), c), state) in pairs.iter().zip(clients).zip(&states) {
+                let needs = g.providers.iter().any(|(_, p)| {
+                    provider_changes(tp, g, &p.name)
+                        && self
+                            .registry
+                            .get(p.kind)
+                            .is_some_and(|imp| !imp.account_settings(*p).is_empty())
+                });
+                let key = (g.target.account.clone(), g.target.region.clone());
+                if needs && done.insert(key) {
+                    self.ensure_bootstrap_stack(&g.target, c, Some(state), events)
+                        .await?;
+                }
+            }
+        }
         let audit = self.opts.audit;
         let action = match plan.kind {
             PlanKind::Deploy => "apply",
@@ -911,8 +954,14 @@ impl Engine {
                 .iter()
                 .zip(clients)
                 .zip(&states)
-                .map(|(((tp, _), c), state)| {
-                    apply_checked(&tp.plan, state, &c.cloudformation, &aopts, events)
+                .map(|(((tp, g), c), state)| {
+                    let aopts = ApplyOptions {
+                        templates: self.templates(&g.target, c),
+                        ..aopts.clone()
+                    };
+                    async move {
+                        apply_checked(&tp.plan, state, &c.cloudformation, &aopts, events).await
+                    }
                 }),
         )
         .await;
@@ -1274,9 +1323,72 @@ impl Engine {
             let c = self.clients(&g.target).await?;
             ensure_lock_table_named(&c.dynamodb, &self.opts.lock.table, TABLE_ACTIVE_TIMEOUT)
                 .await?;
+            self.templates(&g.target, &c).bootstrap().await?;
+            self.ensure_bootstrap_stack(&g.target, &c, None, &|_| {})
+                .await?;
             done.insert(key);
         }
         Ok(done.into_iter().collect())
+    }
+
+    /// Deploy the bootstrap stack of `target`'s account/region
+    /// ([`crate::provider::account`]) unless it is deployed and current.
+    /// Returns whether it was deployed now.
+    async fn ensure_bootstrap_stack(
+        &self,
+        target: &Target,
+        c: &Clients,
+        state: Option<&super::state::StateMap>,
+        events: EventSink<'_>,
+    ) -> Result<bool, Error> {
+        let def = bootstrap_stack(&target.account, &target.region);
+        let cfn = &c.cloudformation;
+        let read;
+        let state = if let Some(s) = state {
+            s
+        } else {
+            read = read_state(cfn).await?;
+            &read
+        };
+        if state
+            .get(BOOTSTRAP_STACK)
+            .is_some_and(|st| st.in_sync_with_hash(&def.content_hash()))
+        {
+            return Ok(false);
+        }
+        let popts = PlanOptions {
+            templates: self.templates(target, c),
+            ..self.plan_options()
+        };
+        let stacks =
+            plan_with_state(std::slice::from_ref(&def), state, cfn, &popts, events).await?;
+        let plan = Plan::new(target.account.clone(), target.region.clone(), stacks);
+        if plan.is_noop() {
+            return Ok(false);
+        }
+        let aopts = ApplyOptions {
+            templates: popts.templates.clone(),
+            ..self.apply_options()
+        };
+        let report = apply_checked(&plan, state, cfn, &aopts, events).await?;
+        if let Some(failed) = report.stacks.iter().find(|s| {
+            !matches!(
+                s.outcome,
+                Outcome::Created | Outcome::Updated | Outcome::Unchanged
+            )
+        }) {
+            return Err(EngineError::StackFailed {
+                stack: BOOTSTRAP_STACK.to_owned(),
+                status: outcome_word(&failed.outcome).to_owned(),
+                reason: format!(
+                    "the account/region bootstrap stack of {}/{} could not be deployed ({:?}); \
+                     run `harmonix bootstrap` and check the stack's events",
+                    target.account, target.region, failed.outcome
+                ),
+            }
+            .into());
+        }
+        Ok(true)
     }
 }
 

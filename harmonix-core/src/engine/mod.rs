@@ -3,6 +3,7 @@
 //! DynamoDB lock and the audit trail.
 
 pub mod apply;
+pub mod assets;
 pub mod audit;
 mod deployment;
 pub mod error;

@@ -20,6 +20,7 @@ use aws_sdk_cloudformation::types::{
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
+use super::assets::{Delivery, TemplateStore};
 use super::error::EngineError;
 use super::events::{Event, EventSink};
 use super::state::{StackState, StateMap, is_in_progress, is_stable, read_state};
@@ -251,7 +252,8 @@ impl From<&StackState> for Observed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StackSource {
-    /// Template JSON.
+    /// Template JSON (compact: what is sent, inline or through the assets
+    /// bucket, see [`TemplateStore`]).
     pub template_body: String,
     /// Parameters.
     pub parameters: BTreeMap<String, String>,
@@ -267,7 +269,7 @@ impl StackSource {
         let mut tags = def.tags.clone();
         tags.insert(STACK_HASH_TAG.to_owned(), def.content_hash());
         Self {
-            template_body: def.template.to_json(),
+            template_body: def.template.to_compact_json(),
             parameters: def.parameters.clone(),
             tags,
             capabilities: def.capabilities.clone(),
@@ -478,7 +480,7 @@ impl Backoff {
 }
 
 /// Options of [`plan`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanOptions {
     /// Change sets created at the same time (at least 1).
     pub concurrency: usize,
@@ -489,6 +491,9 @@ pub struct PlanOptions {
     pub settle_timeout: Duration,
     /// Polling of `DescribeChangeSet` and of running stacks.
     pub poll: Backoff,
+    /// How templates reach CloudFormation (default: inline only; the
+    /// [`super::Engine`] sets the assets bucket of each account/region).
+    pub templates: TemplateStore,
 }
 
 impl Default for PlanOptions {
@@ -498,6 +503,7 @@ impl Default for PlanOptions {
             change_set_timeout: Duration::from_mins(5),
             settle_timeout: Duration::from_mins(30),
             poll: Backoff::default(),
+            templates: TemplateStore::inline_only(),
         }
     }
 }
@@ -1087,6 +1093,10 @@ pub(crate) async fn create_change_set(
     opts: &PlanOptions,
 ) -> Result<ChangeSetResult, EngineError> {
     let name = change_set_name(hash);
+    let (body, url) = match opts.templates.deliver(stack, &source.template_body).await? {
+        Delivery::Body(b) => (Some(b), None),
+        Delivery::Url(u) => (None, Some(u)),
+    };
     let request = || {
         client
             .create_change_set()
@@ -1094,7 +1104,8 @@ pub(crate) async fn create_change_set(
             .change_set_name(&name)
             .client_token(client_token(hash, observed))
             .change_set_type(kind.clone())
-            .template_body(&source.template_body)
+            .set_template_body(body.map(str::to_owned))
+            .set_template_url(url.clone())
             .set_parameters(Some(
                 source
                     .parameters

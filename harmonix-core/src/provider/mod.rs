@@ -5,6 +5,7 @@
 //! entities out. Adding a kind means one new module here, one variant of
 //! [`ProviderKind`] and one line in [`Registry::builtin`].
 
+pub mod account;
 mod backstage_platform;
 pub mod common;
 mod ecs;
@@ -17,6 +18,7 @@ mod stack;
 mod test_support;
 mod vm_image;
 
+pub use account::{AccountSetting, BOOTSTRAP_STACK, bootstrap_stack};
 pub use backstage_platform::BackstagePlatformProvider;
 pub use ecs::{EcsEc2Provider, EcsProvider};
 pub use eks::EksProvider;
@@ -67,6 +69,15 @@ pub trait EnvironmentProvider: Send + Sync + std::fmt::Debug {
     /// engine looks up after deploying (the only AWS reads a provider can
     /// ask for). Default: none.
     fn lookups(&self, spec: ValidProvider<'_>) -> Vec<Lookup> {
+        let _ = spec;
+        Vec::new()
+    }
+
+    /// Settings of the whole account/region this environment needs, which
+    /// live in the bootstrap stack ([`account`]) rather than in the
+    /// environment's own: the engine makes sure that stack is deployed
+    /// before applying the environment. Default: none.
+    fn account_settings(&self, spec: ValidProvider<'_>) -> Vec<AccountSetting> {
         let _ = spec;
         Vec::new()
     }

@@ -75,10 +75,6 @@ pub const HEALTH_SECURITY_GROUP: &str = "HealthFunctionSecurityGroup";
 pub const DEPLOYMENT_PREFIX: &str = "ApiDeployment";
 /// Logical id of the stage.
 pub const STAGE: &str = "ApiStage";
-/// Logical id of the API Gateway CloudWatch role (access logging only).
-pub const LOGS_ROLE: &str = "ApiGatewayLogsRole";
-/// Logical id of the account-level API Gateway setting (access logging only).
-pub const ACCOUNT: &str = "ApiGatewayAccount";
 /// Logical id of the `execute-api` VPC endpoint (`PRIVATE` only).
 pub const VPC_ENDPOINT: &str = "ApiVpcEndpoint";
 /// Logical id of the VPC endpoint's security group (`PRIVATE` only).
@@ -159,6 +155,13 @@ impl EnvironmentProvider for ServerlessProvider {
     }
     fn catalog_entity(&self, spec: ValidProvider<'_>, outputs: &StackOutputs) -> Entity {
         serverless_entity(&spec, outputs)
+    }
+    fn account_settings(&self, spec: ValidProvider<'_>) -> Vec<super::AccountSetting> {
+        if Settings::of(&spec).access_logging {
+            vec![super::AccountSetting::ApiGatewayLogging]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -422,9 +425,6 @@ fn serverless_stack(spec: &ProviderSpec) -> StackDefinition {
     health_function(&mut t, spec, s, &net, place);
     health_route(&mut t);
     let deployment = deployment(&mut t);
-    if s.access_logging {
-        account_logging(&mut t, spec);
-    }
     stage(&mut t, spec, s, &deployment);
 
     common::environment_roles(
@@ -800,44 +800,6 @@ fn deployment(t: &mut Template) -> String {
     id
 }
 
-/// The CloudWatch role API Gateway writes logs with, and the
-/// `AWS::ApiGateway::Account` setting that points to it.
-///
-/// **The API Gateway account setting is an account-wide, per-region
-/// singleton**: every stack that declares `AWS::ApiGateway::Account` (this
-/// one, other serverless environments in the same account and region, or
-/// anything else) overwrites it, and the last writer wins. Deleting this
-/// stack leaves the setting pointing at a deleted role, which breaks
-/// execution logging of other APIs in the account and region until another
-/// stack (or an administrator) sets it again.
-fn account_logging(t: &mut Template, spec: &ProviderSpec) {
-    t.resource(
-        LOGS_ROLE,
-        Resource::new("AWS::IAM::Role")
-            .property("RoleName", common::name_sub("-apigw-logs-role"))
-            .property(
-                "Description",
-                common::name_sub(" API Gateway CloudWatch Logs role (account-level setting)"),
-            )
-            .property(
-                "AssumeRolePolicyDocument",
-                common::service_trust_policy("apigateway.amazonaws.com"),
-            )
-            .property(
-                "ManagedPolicyArns",
-                json!([managed_policy(
-                    "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-                )]),
-            )
-            .property("Tags", common::resource_tags(spec)),
-    );
-    t.resource(
-        ACCOUNT,
-        Resource::new("AWS::ApiGateway::Account")
-            .property("CloudWatchRoleArn", fns::get_att(LOGS_ROLE, "Arn")),
-    );
-}
-
 /// The stage: metrics, throttling, tracing, and (access logging on) JSON
 /// access logs to the environment log group and `INFO` execution logs.
 fn stage(t: &mut Template, spec: &ProviderSpec, s: Settings<'_>, deployment: &str) {
@@ -875,7 +837,10 @@ fn stage(t: &mut Template, spec: &ProviderSpec, s: Settings<'_>, deployment: &st
         );
     }
     if s.access_logging {
-        r = r.depends_on(ACCOUNT).property(
+        // Needs the region's API Gateway CloudWatch role, an account-level
+        // setting of the bootstrap stack (`provider::account`), which the
+        // engine deploys before this stack.
+        r = r.property(
             "AccessLogSetting",
             json!({
                 "DestinationArn": fns::get_att(ids::LOG_GROUP, "Arn"),
@@ -987,7 +952,6 @@ providers:
             "AWS::ApiGateway::Method",
             "AWS::ApiGateway::Deployment",
             "AWS::ApiGateway::Stage",
-            "AWS::ApiGateway::Account",
             "AWS::Lambda::Function",
             "AWS::Lambda::Permission",
         ] {
@@ -1114,15 +1078,14 @@ providers:
         ] {
             assert!(format.get(key).is_some(), "access log field {key}");
         }
-        assert!(resource(&s, STAGE).depends_on.contains(ACCOUNT));
-        assert_eq!(
-            prop(&s, ACCOUNT, "CloudWatchRoleArn"),
-            &fns::get_att(LOGS_ROLE, "Arn")
-        );
+        // The region's API Gateway CloudWatch role is an account-level
+        // setting: in the bootstrap stack, never in an environment's.
+        assert!(of_type(&s, "AWS::ApiGateway::Account").is_empty());
         assert!(
-            prop(&s, LOGS_ROLE, "ManagedPolicyArns")
-                .to_string()
-                .contains("AmazonAPIGatewayPushToCloudWatchLogs")
+            !s.template
+                .to_compact_json()
+                .contains("AmazonAPIGatewayPushToCloudWatchLogs"),
+            "no API Gateway logs role in the environment stack"
         );
 
         // SSM parameters with explicit names.
@@ -1216,7 +1179,11 @@ providers:
             Some("dev")
         );
         // Defaults: access logging on, no throttling, no tracing, REGIONAL.
-        assert!(s.template.resources.contains_key(ACCOUNT));
+        assert!(
+            resource(&s, STAGE)
+                .properties
+                .contains_key("AccessLogSetting")
+        );
         let ms = method_setting(&s);
         assert!(!ms.contains_key("ThrottlingRateLimit"));
         assert!(!ms.contains_key("ThrottlingBurstLimit"));
@@ -1248,7 +1215,6 @@ providers:
             s.parameters.get(STAGE_PARAM).map(String::as_str),
             Some(DEFAULT_STAGE_NAME)
         );
-        assert!(s.template.resources.contains_key(ACCOUNT));
         assert!(
             resource(&s, STAGE)
                 .properties
@@ -1262,6 +1228,25 @@ providers:
     }
 
     #[test]
+    fn access_logging_asks_for_the_account_setting_instead_of_owning_it() {
+        let registry = crate::provider::Registry::builtin();
+        for (extra, wanted) in [
+            ("", vec![crate::provider::AccountSetting::ApiGatewayLogging]),
+            ("    serverless: { accessLogging: false }\n", Vec::new()),
+        ] {
+            let file = spec_with(extra);
+            let valid = spec::validate(file, &registry, "test").expect("valid");
+            let p = valid.providers().next().expect("one provider");
+            assert_eq!(ServerlessProvider.account_settings(p), wanted, "{extra}");
+            let s = ServerlessProvider.stacks(p).remove(0);
+            assert!(
+                of_type(&s, "AWS::ApiGateway::Account").is_empty(),
+                "{extra}"
+            );
+        }
+    }
+
+    #[test]
     fn access_logging_off_removes_account_and_log_settings() {
         let s = render(&spec_with("    serverless: { accessLogging: false }\n"), 0);
         assert!(
@@ -1270,7 +1255,6 @@ providers:
             s.template.dangling_references()
         );
         assert!(of_type(&s, "AWS::ApiGateway::Account").is_empty());
-        assert!(!s.template.resources.contains_key(LOGS_ROLE));
         let stage = resource(&s, STAGE);
         assert!(!stage.properties.contains_key("AccessLogSetting"));
         assert!(stage.depends_on.is_empty());

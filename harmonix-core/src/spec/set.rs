@@ -114,6 +114,7 @@ impl SpecSet {
                     })?;
                 let stacks = imp.stacks(p);
                 for s in &stacks {
+                    crate::render::check_quotas(s)?;
                     let key = (s.account.clone(), s.region.clone(), s.name.clone());
                     if let Some(first) = seen.insert(key, origin) {
                         return Err(RenderError::DuplicateStack {

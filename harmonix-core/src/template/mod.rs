@@ -21,6 +21,7 @@
 //! ```
 
 pub mod fns;
+pub mod quotas;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -356,6 +357,15 @@ impl Template {
     /// fewer bytes, same determinism).
     pub fn write_compact_json(&self, out: &mut impl std::io::Write) {
         let _ = serde_json::to_writer(&mut *out, self);
+    }
+
+    /// [`Self::write_compact_json`] as a string: what the engine sends to
+    /// CloudFormation (half the size of [`Self::to_json`], so more
+    /// templates fit the 51,200-byte inline limit; see [`quotas`]).
+    pub fn to_compact_json(&self) -> String {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        self.write_compact_json(&mut buf);
+        String::from_utf8(buf).unwrap_or_default()
     }
 
     /// Hex SHA-256 of [`Self::to_json`].
