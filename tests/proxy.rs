@@ -298,6 +298,7 @@ impl Drop for Proxy {
 }
 
 /// One parsed request.
+#[derive(Debug)]
 pub struct Request {
     head_lines: Vec<String>,
     body: Vec<u8>,

@@ -279,3 +279,208 @@ async fn a_frontend_release_rolls_only_the_frontend() {
         .expect("replan");
     assert!(again.is_noop(), "{}", again.render_diff(false));
 }
+
+/// 40 tags with long keys and values: the vm-image template (tags on the
+/// launch templates' instances and volumes and on the groups) then
+/// exceeds CloudFormation's 51,200-byte inline limit even as compact JSON.
+fn many_long_tags(text: String) -> String {
+    let mut tags = String::from("    tags:\n");
+    for i in 0..40 {
+        tags.push_str(&format!(
+            "      team-{i:02}-{}: \"{}\"\n",
+            "k".repeat(100),
+            "v".repeat(200)
+        ));
+    }
+    let anchor = "    logRetentionDays: 30\n";
+    assert!(text.contains(anchor), "anchor in vm-image.yaml");
+    text.replacen(anchor, &format!("{anchor}{tags}"), 1)
+}
+
+#[tokio::test]
+async fn a_template_over_the_inline_limit_is_applied_from_the_assets_bucket() {
+    use harmonix_core::engine::assets::{TemplateStore, bucket_name, template_key};
+    use harmonix_core::template::quotas::MAX_INLINE_BODY_BYTES;
+
+    let emu = Emulator::start();
+    let engine = engine(&emu.endpoint_url());
+    let dir = tempfile::tempdir().expect("tmp");
+    let specs = load(&spec_file(dir.path(), many_long_tags));
+    let stacks = specs.stacks(&Registry::builtin()).expect("renders");
+    let body = stacks[0].template.to_compact_json();
+    assert!(
+        body.len() > MAX_INLINE_BODY_BYTES,
+        "the test needs a template over the inline limit: {} bytes",
+        body.len()
+    );
+
+    let target = Target {
+        account: "123456789012".to_owned(),
+        region: "us-east-1".to_owned(),
+        role_arn: "arn:aws:iam::123456789012:role/opa-envprovisioning-role".to_owned(),
+        environment: "shop-web".to_owned(),
+    };
+    let clients = engine.pool().clients(&target).await.expect("clients");
+
+    // What AWS refuses, the proxy refuses: this body inline.
+    let inline = clients
+        .cloudformation
+        .create_change_set()
+        .stack_name("inline-probe")
+        .change_set_name("probe")
+        .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Create)
+        .template_body(&body)
+        .send()
+        .await
+        .expect_err("an inline body over 51,200 bytes is refused");
+    let msg = harmonix_core::error_chain(&inline);
+    assert!(
+        msg.contains("ValidationError")
+            && msg.contains("Member must have length less than or equal to 51200"),
+        "{msg}"
+    );
+
+    // Plan and apply: the template goes through S3 (TemplateURL).
+    let plan = engine.plan(&specs, &ignore_events).await.expect("plan");
+    assert_eq!(
+        plan.stacks().map(|s| s.action).collect::<Vec<_>>(),
+        [ActionKind::Create],
+        "{}",
+        plan.render_diff(false)
+    );
+    let report = engine
+        .apply(&plan, None, &ignore_events)
+        .await
+        .expect("apply");
+    assert!(report.succeeded(), "{report:#?}");
+    assert_eq!(
+        report.stack(STACK).map(|s| s.outcome.clone()),
+        Some(Outcome::Created)
+    );
+    let refused = emu.proxy().snapshot().refused;
+    assert_eq!(
+        refused.values().sum::<u64>(),
+        1,
+        "only the probe was refused: {refused:?}"
+    );
+    assert!(
+        emu.proxy()
+            .count("PUT /harmonix-assets-123456789012-us-east-1")
+            >= 1
+    );
+
+    // The object is content-addressed and holds exactly the template.
+    let bucket = bucket_name("123456789012", "us-east-1");
+    let object = clients
+        .s3
+        .get_object()
+        .bucket(&bucket)
+        .key(template_key(&body))
+        .send()
+        .await
+        .expect("the template object exists under its hash");
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .expect("object body")
+        .into_bytes();
+    assert_eq!(bytes.as_ref(), body.as_bytes());
+    let deployed = clients
+        .cloudformation
+        .get_template()
+        .stack_name(STACK)
+        .send()
+        .await
+        .expect("GetTemplate");
+    let deployed: Value =
+        serde_json::from_str(deployed.template_body().unwrap_or_default()).expect("JSON");
+    let expected: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(deployed, expected, "the stack runs the uploaded template");
+
+    // The bucket as documented: versioned, encrypted, private, TLS only,
+    // old templates expire.
+    let s3 = &clients.s3;
+    let versioning = s3.get_bucket_versioning().bucket(&bucket).send().await;
+    assert_eq!(
+        versioning
+            .expect("versioning")
+            .status()
+            .map(|s| s.as_str().to_owned()),
+        Some("Enabled".to_owned())
+    );
+    let enc = s3
+        .get_bucket_encryption()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("encryption");
+    let algo = enc
+        .server_side_encryption_configuration()
+        .and_then(|c| c.rules().first())
+        .and_then(|r| r.apply_server_side_encryption_by_default())
+        .map(|d| d.sse_algorithm().as_str().to_owned());
+    assert_eq!(algo.as_deref(), Some("AES256"));
+    let pab = s3
+        .get_public_access_block()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("public access block");
+    let pab = pab
+        .public_access_block_configuration()
+        .expect("configuration");
+    assert_eq!(
+        (
+            pab.block_public_acls(),
+            pab.ignore_public_acls(),
+            pab.block_public_policy(),
+            pab.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    // Under the emulator's plain-HTTP endpoint the engine leaves out the
+    // TLS-only policy (it would deny the engine itself; moto evaluates the
+    // Deny without its condition anyway). With TLS, bootstrap puts it:
+    assert!(
+        s3.get_bucket_policy().bucket(&bucket).send().await.is_err(),
+        "no TLS-only policy over plain HTTP"
+    );
+    let tls = TemplateStore::s3(
+        s3.clone(),
+        "123456789012",
+        "eu-west-1",
+        harmonix_core::engine::assets::AssetsOptions::default(),
+        true,
+    );
+    let tls_bucket = tls.bootstrap().await.expect("bootstrap").expect("a bucket");
+    let policy = s3
+        .get_bucket_policy()
+        .bucket(&tls_bucket)
+        .send()
+        .await
+        .expect("policy");
+    let policy: Value = serde_json::from_str(policy.policy().unwrap_or_default()).expect("JSON");
+    assert_eq!(policy["Statement"][0]["Effect"], "Deny");
+    assert_eq!(
+        policy["Statement"][0]["Condition"]["Bool"]["aws:SecureTransport"],
+        "false"
+    );
+    let lifecycle = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("lifecycle");
+    let rule = lifecycle.rules().first().expect("a lifecycle rule");
+    assert_eq!(rule.expiration().and_then(|e| e.days()), Some(90));
+    assert_eq!(
+        rule.noncurrent_version_expiration()
+            .and_then(|e| e.noncurrent_days()),
+        Some(30)
+    );
+
+    // Nothing left to do: the second plan is a no-op.
+    let again = engine.plan(&specs, &ignore_events).await.expect("replan");
+    assert!(again.is_noop(), "{}", again.render_diff(false));
+}

@@ -17,7 +17,8 @@
 //! - versioning on (`PutBucketVersioning`),
 //! - every public access blocked (`PutPublicAccessBlock`),
 //! - a policy denying any request without TLS (`aws:SecureTransport`,
-//!   <https://docs.aws.amazon.com/AmazonS3/latest/userguide/security-best-practices.html>),
+//!   <https://docs.aws.amazon.com/AmazonS3/latest/userguide/security-best-practices.html>;
+//!   not under a plain-`http://` endpoint override, see [`TemplateStore::s3`]),
 //! - a lifecycle rule expiring templates after [`TEMPLATE_EXPIRY_DAYS`],
 //!   their old versions after [`NONCURRENT_EXPIRY_DAYS`], and incomplete
 //!   uploads after a day.
@@ -115,6 +116,7 @@ struct Bucket {
     region: String,
     name: String,
     opts: AssetsOptions,
+    tls_only: bool,
     ready: OnceCell<()>,
 }
 
@@ -124,7 +126,7 @@ impl PartialEq for TemplateStore {
     fn eq(&self, other: &Self) -> bool {
         match (&self.inner, &other.inner) {
             (None, None) => true,
-            (Some(a), Some(b)) => a.name == b.name && a.opts == b.opts,
+            (Some(a), Some(b)) => a.name == b.name && a.opts == b.opts && a.tls_only == b.tls_only,
             _ => false,
         }
     }
@@ -140,8 +142,18 @@ impl TemplateStore {
         Self { inner: None }
     }
 
-    /// A store on the assets bucket of `account`/`region`.
-    pub fn s3(client: Client, account: &str, region: &str, opts: AssetsOptions) -> Self {
+    /// A store on the assets bucket of `account`/`region`. With
+    /// `tls_only`, the bucket's policy denies every request without TLS;
+    /// the engine sets it unless its endpoint is plain `http://` (an S3
+    /// emulator or gateway without TLS, where such a policy would lock
+    /// the engine out of its own bucket; AWS's endpoints are HTTPS).
+    pub fn s3(
+        client: Client,
+        account: &str,
+        region: &str,
+        opts: AssetsOptions,
+        tls_only: bool,
+    ) -> Self {
         Self {
             inner: Some(Arc::new(Bucket {
                 client,
@@ -149,6 +161,7 @@ impl TemplateStore {
                 region: region.to_owned(),
                 name: bucket_name(account, region),
                 opts,
+                tls_only,
                 ready: OnceCell::new(),
             })),
         }
@@ -359,13 +372,15 @@ impl Bucket {
             .send()
             .await
             .map_err(s3_error(name, "PutBucketVersioning"))?;
-        c.put_bucket_policy()
-            .bucket(name)
-            .expected_bucket_owner(owner)
-            .policy(tls_only_policy(name, &self.region))
-            .send()
-            .await
-            .map_err(s3_error(name, "PutBucketPolicy"))?;
+        if self.tls_only {
+            c.put_bucket_policy()
+                .bucket(name)
+                .expected_bucket_owner(owner)
+                .policy(tls_only_policy(name, &self.region))
+                .send()
+                .await
+                .map_err(s3_error(name, "PutBucketPolicy"))?;
+        }
         let lifecycle = LifecycleRule::builder()
             .id("harmonix-expire-old-templates")
             .status(ExpirationStatus::Enabled)

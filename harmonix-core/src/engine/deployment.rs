@@ -621,11 +621,16 @@ impl Engine {
     /// Where the templates of `target` go when too big to send inline:
     /// its account/region's assets bucket.
     fn templates(&self, target: &Target, c: &Clients) -> TemplateStore {
+        let plain_http = c
+            .config
+            .endpoint_url()
+            .is_some_and(|u| u.starts_with("http://"));
         TemplateStore::s3(
             c.s3.clone(),
             &target.account,
             &target.region,
             self.opts.assets.clone(),
+            !plain_http,
         )
     }
 
