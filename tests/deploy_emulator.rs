@@ -120,7 +120,7 @@ async fn create(
     let mut req = cfn
         .create_stack()
         .stack_name(&stack.name)
-        .template_body(stack.template.to_json());
+        .template_body(stack.template.to_compact_json());
     for (k, v) in &stack.parameters {
         req = req.parameters(
             Parameter::builder()

@@ -503,7 +503,7 @@ async fn create(
     let mut req = cfn
         .create_stack()
         .stack_name(&s.name)
-        .template_body(s.template.to_json())
+        .template_body(s.template.to_compact_json())
         .capabilities(Capability::CapabilityNamedIam);
     for (k, v) in &s.parameters {
         let v = overrides

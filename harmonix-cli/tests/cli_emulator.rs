@@ -112,7 +112,21 @@ fn plan_apply_status_catalog_destroy_through_the_binary() {
     let result = lines.last().expect("result line");
     assert_eq!(result["level"], "result");
     assert_eq!(result["succeeded"], true);
-    assert!(result["report"]["requests"]["ExecuteChangeSet"].as_u64() == Some(1));
+    // The environment's change set, and the account/region bootstrap
+    // stack's (made on first use: the API Gateway logging role is an
+    // account-level setting the serverless stage needs).
+    assert_eq!(
+        result["report"]["requests"]["ExecuteChangeSet"].as_u64(),
+        Some(2),
+        "{result}"
+    );
+    assert!(kinds.contains(&"started"), "{kinds:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "stackDone" && l["stack"] == "harmonix-bootstrap"),
+        "the bootstrap stack is deployed before the environment: {lines:?}"
+    );
     let catalog = std::fs::read_to_string(dir.path().join("catalog-info.yaml")).expect("catalog");
     assert!(
         catalog.contains("kind: AWSEnvironmentProvider"),

@@ -38,8 +38,8 @@ use super::lock::{
 };
 use super::outputs::{complete_outputs, perform};
 use super::plan::{
-    ActionKind, Plan, PlanOptions, Triage, plan_destroy, plan_triaged, plan_with_state,
-    read_settled_state, validate,
+    ActionKind, Plan, PlanOptions, Triage, busy_stacks, plan_destroy, plan_triaged,
+    plan_with_state, read_settled_state, validate,
 };
 use super::state::{StackStatusReport, read_state, status_from_state};
 use crate::Error;
@@ -1347,41 +1347,68 @@ impl Engine {
         events: EventSink<'_>,
     ) -> Result<bool, Error> {
         let def = bootstrap_stack(&target.account, &target.region);
+        let hash = def.content_hash();
         let cfn = &c.cloudformation;
-        let read;
-        let state = if let Some(s) = state {
-            s
-        } else {
-            read = read_state(cfn).await?;
-            &read
+        let current = |st: &super::state::StateMap| {
+            st.get(BOOTSTRAP_STACK)
+                .is_some_and(|s| s.in_sync_with_hash(&hash))
         };
-        if state
-            .get(BOOTSTRAP_STACK)
-            .is_some_and(|st| st.in_sync_with_hash(&def.content_hash()))
-        {
-            return Ok(false);
-        }
         let popts = PlanOptions {
             templates: self.templates(target, c),
             ..self.plan_options()
         };
-        let stacks =
-            plan_with_state(std::slice::from_ref(&def), state, cfn, &popts, events).await?;
-        let plan = Plan::new(target.account.clone(), target.region.clone(), stacks);
-        if plan.is_noop() {
+        let mut read = match state {
+            Some(s) if current(s) => return Ok(false),
+            Some(s) if busy_stacks(&[BOOTSTRAP_STACK], s).is_empty() => None,
+            // Another run is deploying it right now: wait, then look again.
+            _ => Some(read_settled_state(&[BOOTSTRAP_STACK], cfn, &popts, events).await?),
+        };
+        if read.as_ref().is_some_and(current) {
             return Ok(false);
         }
-        let aopts = ApplyOptions {
-            templates: popts.templates.clone(),
-            ..self.apply_options()
+        let state = match (read.take(), state) {
+            (Some(r), _) => &*read.insert(r),
+            (None, Some(s)) => s,
+            (None, None) => &*read.insert(read_state(cfn).await?),
         };
-        let report = apply_checked(&plan, state, cfn, &aopts, events).await?;
+        let deployed = async {
+            let stacks =
+                plan_with_state(std::slice::from_ref(&def), state, cfn, &popts, events).await?;
+            let plan = Plan::new(target.account.clone(), target.region.clone(), stacks);
+            if plan.is_noop() {
+                return Ok(None);
+            }
+            let aopts = ApplyOptions {
+                templates: popts.templates.clone(),
+                ..self.apply_options()
+            };
+            apply_checked(&plan, state, cfn, &aopts, events)
+                .await
+                .map(Some)
+        }
+        .await;
+        let report = match deployed {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                // Two runs making it at once: the other one's may have won.
+                let settled = read_settled_state(&[BOOTSTRAP_STACK], cfn, &popts, events).await?;
+                if current(&settled) {
+                    return Ok(false);
+                }
+                return Err(e.into());
+            }
+        };
         if let Some(failed) = report.stacks.iter().find(|s| {
             !matches!(
                 s.outcome,
                 Outcome::Created | Outcome::Updated | Outcome::Unchanged
             )
         }) {
+            let settled = read_settled_state(&[BOOTSTRAP_STACK], cfn, &popts, events).await?;
+            if current(&settled) {
+                return Ok(false);
+            }
             return Err(EngineError::StackFailed {
                 stack: BOOTSTRAP_STACK.to_owned(),
                 status: outcome_word(&failed.outcome).to_owned(),
