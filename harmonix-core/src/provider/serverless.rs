@@ -360,9 +360,39 @@ fn provisioning_statements() -> Vec<Value> {
         ],
         vec![api_management_arn()],
     ));
+    // Named rather than `lambda:*Function*`: that pattern also matches
+    // `ListFunctions` (no resource type) and the code-signing-config
+    // actions, which authorize against a code signing config, not a
+    // function, so on function ARNs they never applied
+    // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html).
     v.push(common::allow(
         &[
-            "lambda:*Function*",
+            "lambda:CreateFunction",
+            "lambda:CreateFunctionUrlConfig",
+            "lambda:DeleteFunction",
+            "lambda:DeleteFunctionCodeSigningConfig",
+            "lambda:DeleteFunctionConcurrency",
+            "lambda:DeleteFunctionEventInvokeConfig",
+            "lambda:DeleteFunctionUrlConfig",
+            "lambda:GetFunction",
+            "lambda:GetFunctionCodeSigningConfig",
+            "lambda:GetFunctionConcurrency",
+            "lambda:GetFunctionConfiguration",
+            "lambda:GetFunctionEventInvokeConfig",
+            "lambda:GetFunctionRecursionConfig",
+            "lambda:GetFunctionUrlConfig",
+            "lambda:InvokeFunction",
+            "lambda:InvokeFunctionUrl",
+            "lambda:ListFunctionEventInvokeConfigs",
+            "lambda:ListFunctionUrlConfigs",
+            "lambda:ListVersionsByFunction",
+            "lambda:PutFunctionConcurrency",
+            "lambda:PutFunctionEventInvokeConfig",
+            "lambda:PutFunctionRecursionConfig",
+            "lambda:UpdateFunctionCode",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:UpdateFunctionEventInvokeConfig",
+            "lambda:UpdateFunctionUrlConfig",
             "lambda:AddPermission",
             "lambda:RemovePermission",
             "lambda:PublishVersion",
@@ -1167,7 +1197,10 @@ providers:
         let prov = prop(&s, ids::PROVISIONING_ROLE, "Policies");
         let text = prov.to_string();
         assert!(text.contains("apigateway:DELETE"));
-        assert!(text.contains("lambda:*Function*"));
+        assert!(text.contains("lambda:UpdateFunctionCode"));
+        // A wildcard reached actions that never authorize on a function.
+        assert!(!text.contains("lambda:*Function*"), "{text}");
+        assert!(!text.contains("lambda:ListFunctions\""), "{text}");
         assert!(text.contains("function:${Prefix}-${EnvironmentName}-*"));
         let statements = prov[0]["PolicyDocument"]["Statement"]
             .as_array()
