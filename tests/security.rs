@@ -13,7 +13,8 @@ use harmonix_tests::{checkov, example_specs, repo_root};
 use serde_json::Value;
 
 /// Every example spec, plus variants that switch on the optional parts
-/// (tracing, private EKS with the kubectl function), rendered.
+/// (tracing and reserved concurrency on serverless; cluster admin for the
+/// operations role and reserved concurrency on private EKS), rendered.
 fn rendered() -> Vec<StackDefinition> {
     let registry = Registry::builtin();
     let mut texts: Vec<(String, String)> = example_specs()
@@ -31,8 +32,17 @@ fn rendered() -> Vec<StackDefinition> {
             .replace("name: orders-dev\n", "name: traced\n")
             .replace(
                 "    serverless:\n",
-                "    serverless:\n      tracing: true\n",
+                "    serverless:\n      tracing: true\n      healthReservedConcurrency: 2\n",
             ),
+    ));
+    let eks = std::fs::read_to_string(repo_root().join("examples/specs/eks-private.yaml"))
+        .expect("example");
+    texts.push((
+        "eks-private with cluster admin for the platform".into(),
+        eks.replace("name: core-prod\n", "name: core-admin\n").replace(
+            "    eks:\n",
+            "    eks:\n      operationsClusterAdmin: true\n      kubectlReservedConcurrency: 2\n",
+        ),
     ));
     let mut out = Vec::new();
     for (name, text) in texts {

@@ -1316,7 +1316,10 @@ fn database(t: &mut Template, net: &common::Network) {
             .property("RoleName", common::name_sub("-rds-monitoring-role"))
             .property(
                 "AssumeRolePolicyDocument",
-                common::service_trust_policy("monitoring.rds.amazonaws.com"),
+                // RDS documents the confused-deputy keys for this role
+                // (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_Monitoring.OS.Enabling.html);
+                // the account alone, as instance identifiers are generated.
+                common::service_trust_policy_from("monitoring.rds.amazonaws.com", None),
             )
             .property(
                 "ManagedPolicyArns",

@@ -75,6 +75,18 @@ pub mod outputs {
     pub const CLUSTER_ARN: &str = "ClusterArn";
 }
 
+/// Why a Lambda function of ours has no reserved concurrency unless the
+/// spec asks for one (the checkov suppression of CKV_AWS_115).
+pub const UNRESERVED_CONCURRENCY_REASON: &str = "Reserved concurrency is opt-in: new accounts may have a Lambda concurrency limit of 10 and Lambda keeps 100 unreserved, so any default reservation would fail to deploy there (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html)";
+
+/// `r` with the CKV_AWS_115 suppression when `reserved` is none.
+pub fn unless_reserved(r: Resource, reserved: Option<u32>) -> Resource {
+    match reserved {
+        Some(_) => r,
+        None => r.checkov_skip("CKV_AWS_115", UNRESERVED_CONCURRENCY_REASON),
+    }
+}
+
 /// Maximum session length of the environment roles: 12 hours.
 pub const MAX_SESSION_SECONDS: u32 = 43_200;
 
@@ -306,23 +318,27 @@ pub fn service_trust_policy(service: &str) -> Value {
 }
 
 /// A trust policy for an AWS service principal that acts only for this
-/// account and for resources matching `source_arn`: the `aws:SourceAccount`
-/// and `aws:SourceArn` conditions against the cross-service confused
-/// deputy (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html).
+/// account and, given `source_arn`, only for resources matching it: the
+/// `aws:SourceAccount` and `aws:SourceArn` conditions against the
+/// cross-service confused deputy
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html).
 /// Only for services that document these keys in the trust policy of the
 /// role they assume: the service must send them, or the role cannot be
 /// assumed at all.
-pub fn service_trust_policy_from(service: &str, source_arn: Value) -> Value {
+pub fn service_trust_policy_from(service: &str, source_arn: Option<Value>) -> Value {
+    let mut condition = json!({
+        "StringEquals": { "aws:SourceAccount": fns::ref_("AWS::AccountId") }
+    });
+    if let Some(arn) = source_arn {
+        condition["ArnLike"] = json!({ "aws:SourceArn": arn });
+    }
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
             "Principal": { "Service": service },
             "Action": "sts:AssumeRole",
-            "Condition": {
-                "StringEquals": { "aws:SourceAccount": fns::ref_("AWS::AccountId") },
-                "ArnLike": { "aws:SourceArn": source_arn }
-            }
+            "Condition": condition
         }]
     })
 }
@@ -798,9 +814,9 @@ fn new_vpc(
                 // https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html
                 service_trust_policy_from(
                     "vpc-flow-logs.amazonaws.com",
-                    fns::sub(
+                    Some(fns::sub(
                         "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:vpc-flow-log/*",
-                    ),
+                    )),
                 ),
             )
             .property(
