@@ -414,7 +414,7 @@ fn parliament_reports_a_wrong_policy_naming_template_resource_and_statement() {
         assert_eq!(f.issue, "RESOURCE_MISMATCH", "{f}");
         let line = f.to_string();
         assert!(
-            line.starts_with(&format!("bad / BadRole / inline bad / statement ")),
+            line.starts_with("bad / BadRole / inline bad / statement "),
             "{line}"
         );
         assert!(line.contains(&format!("({sid})")), "{line}");
