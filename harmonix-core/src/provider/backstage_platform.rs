@@ -865,9 +865,32 @@ fn operations_statements(p: Option<&PlatformSpec>) -> Vec<Value> {
     if clusters.is_empty() {
         return v;
     }
+    let stacks = per_stage(p, |s| {
+        format!("{ARN}:cloudformation:{REGION_ACCOUNT}:stack/{stage}-{s}/*")
+    });
+    v.push(common::allow(&["ecs:DescribeClusters"], clusters.clone()));
+    // `ListServices` has no resource type and `ListTasks` authorizes
+    // against container instances (Fargate has none): `*`, for requests
+    // naming a stage's cluster
+    // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html).
+    v.push(json!({
+        "Sid": "ListInStageClusters",
+        "Effect": "Allow",
+        "Action": ["ecs:ListServices", "ecs:ListTasks"],
+        "Resource": "*",
+        "Condition": { "ArnEquals": { "ecs:cluster": clusters } }
+    }));
+    // The stage stacks, as the shared statements read the environment
+    // stack (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html).
     v.push(common::allow(
-        &["ecs:DescribeClusters", "ecs:ListServices", "ecs:ListTasks"],
-        clusters,
+        &[
+            "cloudformation:DescribeStacks",
+            "cloudformation:DescribeStackEvents",
+            "cloudformation:DescribeStackResources",
+            "cloudformation:GetTemplateSummary",
+            "cloudformation:ListStackResources",
+        ],
+        stacks,
     ));
     v.push(common::allow(
         &["ecs:DescribeServices", "ecs:UpdateService"],
@@ -905,8 +928,15 @@ fn provisioning_statements(p: Option<&PlatformSpec>) -> Vec<Value> {
     if roles.is_empty() {
         return v;
     }
+    // `RegisterTaskDefinition` takes the family's ARN, each stage's family
+    // being its stack name; `DeregisterTaskDefinition` has no resource
+    // type (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html).
+    let families = per_stage(p, |s| {
+        format!("{ARN}:ecs:{REGION_ACCOUNT}:task-definition/${{Prefix}}-${{EnvironmentName}}-{s}:*")
+    });
+    v.push(common::allow(&["ecs:RegisterTaskDefinition"], families));
     v.push(common::allow(
-        &["ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition"],
+        &["ecs:DeregisterTaskDefinition"],
         vec![json!("*")],
     ));
     v.push(json!({
@@ -1286,7 +1316,10 @@ fn database(t: &mut Template, net: &common::Network) {
             .property("RoleName", common::name_sub("-rds-monitoring-role"))
             .property(
                 "AssumeRolePolicyDocument",
-                common::service_trust_policy("monitoring.rds.amazonaws.com"),
+                // RDS documents the confused-deputy keys for this role
+                // (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_Monitoring.OS.Enabling.html);
+                // the account alone, as instance identifiers are generated.
+                common::service_trust_policy_from("monitoring.rds.amazonaws.com", None),
             )
             .property(
                 "ManagedPolicyArns",

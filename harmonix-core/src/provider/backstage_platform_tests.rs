@@ -1394,3 +1394,73 @@ fn catalog_has_the_provider_and_a_resource_per_stage_with_its_url() {
     assert_eq!(e[1].metadata["clusterName"], "c-1");
     assert_eq!(e[2].metadata["vpc"], "");
 }
+
+#[test]
+fn platform_roles_use_the_resource_types_ecs_and_rds_document() {
+    let all = stacks(&example("backstage-platform.yaml"));
+    let shared = stack(&all, "opa-idp-environment");
+    let statements = |role: &str| {
+        prop(shared, role, "Policies")[0]["PolicyDocument"]["Statement"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let has = |st: &Value, action: &str| {
+        st["Action"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == action))
+    };
+    for role in [ids::OPERATIONS_ROLE, ids::PROVISIONING_ROLE] {
+        let st = statements(role);
+        // ListServices/ListTasks: `*` for requests naming a stage cluster.
+        let list = st
+            .iter()
+            .find(|s| has(s, "ecs:ListTasks"))
+            .expect("ListTasks");
+        assert_eq!(list["Resource"], "*");
+        assert_eq!(
+            list["Condition"]["ArnEquals"]["ecs:cluster"]
+                .as_array()
+                .map(Vec::len),
+            Some(2)
+        );
+        assert!(
+            st.iter()
+                .filter(|s| has(s, "ecs:DescribeClusters"))
+                .all(|s| !has(s, "ecs:ListTasks"))
+        );
+        // The stage stacks, readable.
+        let stacks = st
+            .iter()
+            .find(|s| has(s, "cloudformation:DescribeStackEvents") && s["Sid"].is_null())
+            .expect("stage stacks");
+        assert!(
+            stacks["Resource"]
+                .to_string()
+                .contains("stack/${Prefix}-${EnvironmentName}-dev/*")
+        );
+    }
+    // Task definitions registered under the stages' families only.
+    let prov = statements(ids::PROVISIONING_ROLE);
+    let register = prov
+        .iter()
+        .find(|s| has(s, "ecs:RegisterTaskDefinition"))
+        .expect("RegisterTaskDefinition");
+    assert!(
+        register["Resource"]
+            .to_string()
+            .contains("task-definition/${Prefix}-${EnvironmentName}-dev:*"),
+        "{register}"
+    );
+    // Enhanced monitoring trusts RDS for this account only.
+    let dev = stack(&all, "opa-idp-dev");
+    let trust = &prop(
+        dev,
+        stage_ids::DATABASE_MONITORING_ROLE,
+        "AssumeRolePolicyDocument",
+    )["Statement"][0];
+    assert_eq!(
+        trust["Condition"]["StringEquals"]["aws:SourceAccount"],
+        fns::ref_("AWS::AccountId")
+    );
+}

@@ -75,6 +75,18 @@ pub mod outputs {
     pub const CLUSTER_ARN: &str = "ClusterArn";
 }
 
+/// Why a Lambda function of ours has no reserved concurrency unless the
+/// spec asks for one (the checkov suppression of CKV_AWS_115).
+pub const UNRESERVED_CONCURRENCY_REASON: &str = "Reserved concurrency is opt-in: new accounts may have a Lambda concurrency limit of 10 and Lambda keeps 100 unreserved, so any default reservation would fail to deploy there (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html)";
+
+/// `r` with the CKV_AWS_115 suppression when `reserved` is none.
+pub fn unless_reserved(r: Resource, reserved: Option<u32>) -> Resource {
+    match reserved {
+        Some(_) => r,
+        None => r.checkov_skip("CKV_AWS_115", UNRESERVED_CONCURRENCY_REASON),
+    }
+}
+
 /// Maximum session length of the environment roles: 12 hours.
 pub const MAX_SESSION_SECONDS: u32 = 43_200;
 
@@ -169,13 +181,29 @@ pub fn kms_key(t: &mut Template) {
                 "Resource": "*"
             },
             {
+                // CloudWatch Logs encrypts log groups with this key
+                // (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html).
+                // The actions are named rather than `kms:Describe*` and
+                // friends: `kms:DescribeKey` and `kms:DescribeCustomKeyStores`
+                // carry no `kms:EncryptionContext:` key, so under this
+                // condition they never matched anyway. The key is
+                // String-typed in the Service Authorization Reference
+                // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awskeymanagementservice.html#awskeymanagementservice-policy-keys),
+                // hence `StringLike`.
                 "Sid": "CloudWatchLogs",
                 "Effect": "Allow",
                 "Principal": { "Service": fns::sub("logs.${AWS::Region}.amazonaws.com") },
-                "Action": ["kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"],
+                "Action": [
+                    "kms:Decrypt",
+                    "kms:Encrypt",
+                    "kms:GenerateDataKey",
+                    "kms:GenerateDataKeyWithoutPlaintext",
+                    "kms:ReEncryptFrom",
+                    "kms:ReEncryptTo"
+                ],
                 "Resource": "*",
                 "Condition": {
-                    "ArnLike": {
+                    "StringLike": {
                         "kms:EncryptionContext:aws:logs:arn":
                             fns::sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")
                     }
@@ -289,6 +317,32 @@ pub fn service_trust_policy(service: &str) -> Value {
     })
 }
 
+/// A trust policy for an AWS service principal that acts only for this
+/// account and, given `source_arn`, only for resources matching it: the
+/// `aws:SourceAccount` and `aws:SourceArn` conditions against the
+/// cross-service confused deputy
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html).
+/// Only for services that document these keys in the trust policy of the
+/// role they assume: the service must send them, or the role cannot be
+/// assumed at all.
+pub fn service_trust_policy_from(service: &str, source_arn: Option<Value>) -> Value {
+    let mut condition = json!({
+        "StringEquals": { "aws:SourceAccount": fns::ref_("AWS::AccountId") }
+    });
+    if let Some(arn) = source_arn {
+        condition["ArnLike"] = json!({ "aws:SourceArn": arn });
+    }
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": service },
+            "Action": "sts:AssumeRole",
+            "Condition": condition
+        }]
+    })
+}
+
 /// An inline policy document.
 pub fn policy(name: &str, statements: Vec<Value>) -> Value {
     json!({
@@ -300,6 +354,79 @@ pub fn policy(name: &str, statements: Vec<Value>) -> Value {
 /// An `Allow` statement.
 pub fn allow(actions: &[&str], resources: Vec<Value>) -> Value {
     json!({ "Effect": "Allow", "Action": actions, "Resource": resources })
+}
+
+/// What the Backstage side of Harmonix reads through the operations role
+/// to show an environment, beyond the shared statements: the environment
+/// stack, the audit table's description, resource groups and tagged
+/// resources, and the application secrets under the environment's prefix
+/// (`{prefix}-{name}/…`).
+fn operations_reads() -> Vec<Value> {
+    vec![
+        // Resource type `stack` for each action
+        // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudformation.html).
+        json!({
+            "Sid": "ReadEnvironmentStack",
+            "Effect": "Allow",
+            "Action": [
+                "cloudformation:DescribeStacks",
+                "cloudformation:DescribeStackEvents",
+                "cloudformation:DescribeStackResources",
+                "cloudformation:GetTemplateSummary",
+                "cloudformation:ListStackResources"
+            ],
+            "Resource": [fns::sub(
+                "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${Prefix}-${EnvironmentName}-environment/*"
+            )]
+        }),
+        json!({
+            "Sid": "DescribeAuditTable",
+            "Effect": "Allow",
+            "Action": ["dynamodb:DescribeTable"],
+            "Resource": [fns::get_att(ids::AUDIT_TABLE, "Arn")]
+        }),
+        // `ListGroups`, `SearchResources` and `tag:GetResources` have no
+        // resource types, so they take `*`; the group reads take the
+        // group ARN
+        // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsresourcegroups.html,
+        // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonresourcegrouptaggingapi.html).
+        json!({
+            "Sid": "FindResources",
+            "Effect": "Allow",
+            "Action": [
+                "resource-groups:ListGroups",
+                "resource-groups:SearchResources",
+                "tag:GetResources"
+            ],
+            "Resource": "*"
+        }),
+        json!({
+            "Sid": "ReadEnvironmentGroups",
+            "Effect": "Allow",
+            "Action": [
+                "resource-groups:GetGroup",
+                "resource-groups:GetGroupQuery",
+                "resource-groups:GetTags",
+                "resource-groups:ListGroupResources"
+            ],
+            "Resource": [
+                fns::sub("arn:${AWS::Partition}:resource-groups:${AWS::Region}:${AWS::AccountId}:group/${Prefix}-${EnvironmentName}"),
+                fns::sub("arn:${AWS::Partition}:resource-groups:${AWS::Region}:${AWS::AccountId}:group/${Prefix}-${EnvironmentName}-*")
+            ]
+        }),
+        // Secret ARNs end in `-` and six random characters
+        // (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html),
+        // which the trailing `*` covers: every secret named
+        // `{prefix}-{name}/…`.
+        json!({
+            "Sid": "ReadApplicationSecrets",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+            "Resource": [fns::sub(
+                "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${Prefix}-${EnvironmentName}/*"
+            )]
+        }),
+    ]
 }
 
 /// The operations role (assumed by the Backstage platform role to operate
@@ -349,6 +476,7 @@ pub fn environment_roles(
         ),
     ];
     let mut ops = shared.clone();
+    ops.extend(operations_reads());
     ops.extend(operations);
     let mut prov = shared;
     prov.extend(provisioning);
@@ -683,7 +811,13 @@ fn new_vpc(
             .property("RoleName", name_sub("-flow-logs-role"))
             .property(
                 "AssumeRolePolicyDocument",
-                service_trust_policy("vpc-flow-logs.amazonaws.com"),
+                // https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-iam-role.html
+                service_trust_policy_from(
+                    "vpc-flow-logs.amazonaws.com",
+                    Some(fns::sub(
+                        "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:vpc-flow-log/*",
+                    )),
+                ),
             )
             .property(
                 "Policies",

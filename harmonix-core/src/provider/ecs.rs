@@ -134,25 +134,50 @@ fn ecs_names(spec: &ProviderSpec, path: &str, ec2: bool) -> Vec<DerivedName> {
     v
 }
 
+/// `arn:…:ecs:…:{kind}/{cluster}/*`: the services or tasks of this cluster.
+/// ECS authorizes service and task actions against these ARNs, which
+/// carry the cluster name, not against the cluster's ARN
+/// (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonelasticcontainerservice.html#amazonelasticcontainerservice-resources-for-iam-policies).
+fn in_cluster(kind: &str) -> Value {
+    fns::sub(&format!(
+        "arn:${{AWS::Partition}}:ecs:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/${{Prefix}}-${{EnvironmentName}}-cluster/*"
+    ))
+}
+
+/// `actions` on `*`, only for requests naming this cluster: for the
+/// actions the reference gives no resource type of their own to scope by
+/// (`ListServices`) or one a caller cannot name in advance (`ListTasks`
+/// authorizes against container instances; Fargate has none), with
+/// the `ecs:cluster` condition key. AWS's own guide answered the same for
+/// `ListTasks`: https://github.com/awsdocs/amazon-ecs-developer-guide/issues/211.
+fn on_cluster_condition(sid: &str, actions: &[&str]) -> Value {
+    json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": "*",
+        "Condition": { "ArnEquals": { "ecs:cluster": fns::get_att(CLUSTER, "Arn") } }
+    })
+}
+
 /// ECS statements of the operations role: run and manage tasks and
 /// services in this cluster only.
 fn operations_statements() -> Vec<Value> {
-    let cluster_scoped = fns::sub(
-        "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:*/${Prefix}-${EnvironmentName}-cluster*",
-    );
     vec![
         common::allow(
-            &[
-                "ecs:DescribeClusters",
-                "ecs:DescribeServices",
-                "ecs:DescribeTasks",
-                "ecs:ListServices",
-                "ecs:ListTasks",
-                "ecs:UpdateService",
-                "ecs:StopTask",
-            ],
-            vec![fns::get_att(CLUSTER, "Arn"), cluster_scoped],
+            &["ecs:DescribeClusters"],
+            vec![fns::get_att(CLUSTER, "Arn")],
         ),
+        common::allow(
+            &["ecs:DescribeServices", "ecs:UpdateService"],
+            vec![in_cluster("service")],
+        ),
+        common::allow(
+            &["ecs:DescribeTasks", "ecs:StopTask"],
+            vec![in_cluster("task")],
+        ),
+        on_cluster_condition("ListInCluster", &["ecs:ListServices", "ecs:ListTasks"]),
+        // No resource types: `*` only.
         common::allow(
             &["ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"],
             vec![json!("*")],
@@ -165,20 +190,34 @@ fn operations_statements() -> Vec<Value> {
 fn provisioning_statements() -> Vec<Value> {
     let mut v = operations_statements();
     v.push(common::allow(
-        &[
-            "ecs:CreateService",
-            "ecs:DeleteService",
-            "ecs:RunTask",
-            "ecs:TagResource",
-        ],
-        vec![fns::sub(
-            "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:*/${Prefix}-${EnvironmentName}-cluster*",
-        ), fns::get_att(CLUSTER, "Arn")],
+        &["ecs:CreateService", "ecs:DeleteService"],
+        vec![in_cluster("service")],
     ));
     v.push(common::allow(
-        &["ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition"],
-        vec![json!("*")],
+        &["ecs:TagResource"],
+        vec![
+            fns::get_att(CLUSTER, "Arn"),
+            in_cluster("service"),
+            in_cluster("task"),
+        ],
     ));
+    // `RunTask` authorizes against the task definition; the condition
+    // keeps the tasks in this cluster.
+    v.push(json!({
+        "Sid": "RunTasksInCluster",
+        "Effect": "Allow",
+        "Action": ["ecs:RunTask"],
+        "Resource": fns::sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/*"),
+        "Condition": { "ArnEquals": { "ecs:cluster": fns::get_att(CLUSTER, "Arn") } }
+    }));
+    // Applications choose their task definition families; deregistering
+    // has no resource type.
+    v.push(json!({
+        "Sid": "TaskDefinitions",
+        "Effect": "Allow",
+        "Action": ["ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition"],
+        "Resource": ["*"]
+    }));
     v.push(json!({
         "Effect": "Allow",
         "Action": "iam:PassRole",

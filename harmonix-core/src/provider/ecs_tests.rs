@@ -193,3 +193,153 @@ fn entity_is_complete_without_outputs_and_prefers_outputs() {
     assert_eq!(e.metadata["vpc"], json!("vpc-0123456789abcdef0"));
     assert_eq!(e.metadata["clusterName"], json!("from-output"));
 }
+
+/// The statements of an inline policy of `role`.
+fn statements<'a>(s: &'a StackDefinition, role: &str) -> &'a Vec<Value> {
+    prop(s, role, "Policies")[0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+}
+
+/// The statement allowing `action` (the first one).
+fn allowing<'a>(statements: &'a [Value], action: &str) -> &'a Value {
+    statements
+        .iter()
+        .find(|st| {
+            st["Action"] == action
+                || st["Action"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == action))
+        })
+        .unwrap_or_else(|| panic!("no statement allows {action}"))
+}
+
+#[test]
+fn ecs_statements_name_the_resource_types_ecs_authorizes_against() {
+    let s = stack(&file("", "kind: ecs"));
+    let cluster = fns::get_att(CLUSTER, "Arn");
+    let in_cluster = |kind: &str| {
+        json!([fns::sub(&format!(
+            "arn:${{AWS::Partition}}:ecs:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/${{Prefix}}-${{EnvironmentName}}-cluster/*"
+        ))])
+    };
+    for role in [ids::OPERATIONS_ROLE, ids::PROVISIONING_ROLE] {
+        let st = statements(&s, role);
+        assert_eq!(
+            allowing(st, "ecs:DescribeClusters")["Resource"],
+            json!([cluster])
+        );
+        assert_eq!(
+            allowing(st, "ecs:UpdateService")["Resource"],
+            in_cluster("service")
+        );
+        assert_eq!(allowing(st, "ecs:StopTask")["Resource"], in_cluster("task"));
+        // No resource type to scope by: `*` with the cluster condition.
+        for action in ["ecs:ListServices", "ecs:ListTasks"] {
+            let list = allowing(st, action);
+            assert_eq!(list["Resource"], "*", "{action}");
+            assert_eq!(list["Condition"]["ArnEquals"]["ecs:cluster"], cluster);
+        }
+        // The old pattern `…:*/{cluster}*` matched no ECS resource type.
+        assert!(
+            !serde_json::to_string(st).unwrap().contains(":*/${Prefix}"),
+            "{role}"
+        );
+    }
+    let prov = statements(&s, ids::PROVISIONING_ROLE);
+    assert_eq!(
+        allowing(prov, "ecs:CreateService")["Resource"],
+        in_cluster("service")
+    );
+    let run = allowing(prov, "ecs:RunTask");
+    assert_eq!(
+        run["Resource"],
+        fns::sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/*")
+    );
+    assert_eq!(run["Condition"]["ArnEquals"]["ecs:cluster"], cluster);
+}
+
+#[test]
+fn the_operations_role_reads_its_stack_audit_table_resource_groups_and_app_secrets() {
+    let s = stack(&file("", "kind: ecs"));
+    let ops = statements(&s, ids::OPERATIONS_ROLE);
+    for action in [
+        "cloudformation:DescribeStacks",
+        "cloudformation:DescribeStackEvents",
+        "cloudformation:DescribeStackResources",
+        "cloudformation:GetTemplateSummary",
+        "cloudformation:ListStackResources",
+    ] {
+        assert_eq!(
+            allowing(ops, action)["Resource"],
+            json!([fns::sub(
+                "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${Prefix}-${EnvironmentName}-environment/*"
+            )]),
+            "{action}"
+        );
+    }
+    let audit = json!([fns::get_att(ids::AUDIT_TABLE, "Arn")]);
+    for action in [
+        "dynamodb:DescribeTable",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+    ] {
+        assert_eq!(allowing(ops, action)["Resource"], audit, "{action}");
+    }
+    for action in [
+        "resource-groups:ListGroups",
+        "resource-groups:SearchResources",
+        "tag:GetResources",
+    ] {
+        assert_eq!(allowing(ops, action)["Resource"], "*", "{action}");
+    }
+    assert!(
+        allowing(ops, "resource-groups:ListGroupResources")["Resource"]
+            .to_string()
+            .contains(":group/${Prefix}-${EnvironmentName}")
+    );
+    for action in [
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:DescribeSecret",
+    ] {
+        assert_eq!(
+            allowing(ops, action)["Resource"],
+            json!([fns::sub(
+                "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${Prefix}-${EnvironmentName}/*"
+            )]),
+            "{action}"
+        );
+    }
+    // Reads for the platform, not for the pipeline.
+    let prov = serde_json::to_string(statements(&s, ids::PROVISIONING_ROLE)).unwrap();
+    assert!(!prov.contains("secretsmanager:GetSecretValue"), "{prov}");
+}
+
+#[test]
+fn service_trust_policies_carry_the_confused_deputy_conditions() {
+    let s = stack(&file("", "kind: ecs"));
+    let trust = &prop(&s, "FlowLogRole", "AssumeRolePolicyDocument")["Statement"][0];
+    assert_eq!(
+        trust["Principal"],
+        json!({ "Service": "vpc-flow-logs.amazonaws.com" })
+    );
+    assert_eq!(
+        trust["Condition"],
+        json!({
+            "StringEquals": { "aws:SourceAccount": fns::ref_("AWS::AccountId") },
+            "ArnLike": { "aws:SourceArn": fns::sub(
+                "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:vpc-flow-log/*"
+            ) }
+        })
+    );
+    // The key policy's CloudWatch Logs statement names actions that carry
+    // the encryption context it conditions on.
+    let key = &prop(&s, ids::KMS_KEY, "KeyPolicy")["Statement"][1];
+    assert_eq!(key["Sid"], "CloudWatchLogs");
+    let actions = key["Action"].to_string();
+    assert!(
+        !actions.contains('*') && !actions.contains("Describe"),
+        "{actions}"
+    );
+    assert!(key["Condition"]["StringLike"]["kms:EncryptionContext:aws:logs:arn"].is_object());
+}

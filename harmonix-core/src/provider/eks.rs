@@ -117,8 +117,6 @@ pub const MAX_PUBLIC_ACCESS_CIDRS: usize = 40;
 pub const MAX_NODES_PER_GROUP: u32 = 450;
 /// Runtime of the kubectl Lambda.
 pub const KUBECTL_RUNTIME: &str = "python3.12";
-/// Reserved concurrency of the kubectl Lambda.
-pub const KUBECTL_RESERVED_CONCURRENCY: u32 = 5;
 /// Root volume size of managed nodes, GiB.
 pub const NODE_VOLUME_GIB: u32 = 50;
 
@@ -244,6 +242,11 @@ struct Settings<'a> {
     cidrs: &'a [String],
     compute: EksComputeKind,
     nodes: Option<&'a Ec2Capacity>,
+    /// `operationsClusterAdmin`: the operations role may become cluster
+    /// admin (default: it only views).
+    operations_admin: bool,
+    /// `kubectlReservedConcurrency` (default none).
+    kubectl_reserved: Option<u32>,
 }
 
 impl<'a> Settings<'a> {
@@ -259,6 +262,8 @@ impl<'a> Settings<'a> {
             cidrs: e.map_or(&[], |e| e.public_access_cidrs.as_slice()),
             compute: compute.map(|c| c.kind).unwrap_or_default(),
             nodes: compute.and_then(|c| c.nodes.as_ref()),
+            operations_admin: e.and_then(|e| e.operations_cluster_admin).unwrap_or(false),
+            kubectl_reserved: e.and_then(|e| e.kubectl_reserved_concurrency),
         }
     }
 
@@ -307,6 +312,7 @@ impl EksNames {
 
 fn validate_eks(spec: &ProviderSpec, path: &str, errors: &mut ValidationErrors) {
     let at = format!("{path}.eks");
+    validate_kubectl_concurrency(&Settings::of(spec), &at, errors);
     if let Some(existing) = spec.eks.as_ref().and_then(|e| e.existing_cluster.as_ref()) {
         validate_existing(spec, existing, path, errors);
         return;
@@ -375,6 +381,26 @@ fn validate_eks(spec: &ProviderSpec, path: &str, errors: &mut ValidationErrors) 
             ),
             _ => {}
         }
+    }
+}
+
+/// `kubectlReservedConcurrency`: at least 1 (0 would stop the function),
+/// and only where there is a kubectl function.
+fn validate_kubectl_concurrency(s: &Settings<'_>, at: &str, errors: &mut ValidationErrors) {
+    let Some(n) = s.kubectl_reserved else { return };
+    let field = format!("{at}.kubectlReservedConcurrency");
+    if !s.kubectl_lambda() {
+        errors.push(
+            field,
+            Some(&n.to_string()),
+            "only used with the kubectl function, which a new cluster with endpointAccess `private` has; remove it",
+        );
+    } else if n == 0 {
+        errors.push(
+            field,
+            Some("0"),
+            "must be at least 1 (0 stops the function); leave it out to share the account's unreserved concurrency",
+        );
     }
 }
 
@@ -629,13 +655,12 @@ struct ClusterRefs {
     pod_execution_role: Option<Value>,
 }
 
-/// EKS statements of the operations role: read the cluster and its
-/// children, reach the Kubernetes API, assume the cluster-admin role,
-/// invoke the kubectl Lambda.
-fn operations_statements(c: &ClusterRefs) -> Vec<Value> {
+/// Read the cluster and its children and reach the Kubernetes API (what
+/// Kubernetes then allows is the access entry's business).
+fn read_statements(c: &ClusterRefs) -> Vec<Value> {
     let mut resources = vec![c.arn.clone()];
     resources.extend(cluster_children(&c.name));
-    let mut v = vec![
+    vec![
         common::allow(
             &[
                 "eks:DescribeCluster",
@@ -652,18 +677,39 @@ fn operations_statements(c: &ClusterRefs) -> Vec<Value> {
             resources,
         ),
         common::allow(&["eks:ListClusters"], vec![json!("*")]),
-        common::allow(&["sts:AssumeRole"], vec![c.admin_role.clone()]),
-    ];
+    ]
+}
+
+/// The ways to cluster admin: assume the cluster-admin role, invoke the
+/// kubectl Lambda (which assumes it).
+fn admin_statements(c: &ClusterRefs) -> Vec<Value> {
+    let mut v = vec![common::allow(
+        &["sts:AssumeRole"],
+        vec![c.admin_role.clone()],
+    )];
     if let Some(f) = &c.kubectl {
         v.push(common::allow(&["lambda:InvokeFunction"], vec![f.clone()]));
     }
     v
 }
 
-/// EKS statements of the provisioning role: the operations statements,
-/// plus Fargate profiles for application namespaces on Fargate clusters.
+/// EKS statements of the operations role: read the cluster and its
+/// children and reach the Kubernetes API (as `AmazonEKSViewPolicy` lets
+/// it); the ways to cluster admin only with `operationsClusterAdmin`.
+fn operations_statements(c: &ClusterRefs, admin: bool) -> Vec<Value> {
+    let mut v = read_statements(c);
+    if admin {
+        v.extend(admin_statements(c));
+    }
+    v
+}
+
+/// EKS statements of the provisioning role: read, cluster admin (the
+/// pipeline deploys applications), plus Fargate profiles for application
+/// namespaces on Fargate clusters.
 fn provisioning_statements(c: &ClusterRefs) -> Vec<Value> {
-    let mut v = operations_statements(c);
+    let mut v = read_statements(c);
+    v.extend(admin_statements(c));
     if let Some(role) = &c.pod_execution_role {
         let mut resources = vec![c.arn.clone()];
         resources.extend(cluster_children(&c.name));
@@ -751,7 +797,7 @@ fn new_cluster(
     common::environment_roles(
         t,
         spec,
-        operations_statements(&refs),
+        operations_statements(&refs, s.operations_admin),
         provisioning_statements(&refs),
     );
     cluster_admin(t, spec, s);
@@ -799,7 +845,16 @@ fn cluster(t: &mut Template, spec: &ProviderSpec, s: &Settings<'_>, net: &common
             .property("Description", common::name_sub(" EKS control plane role"))
             .property(
                 "AssumeRolePolicyDocument",
-                common::service_trust_policy("eks.amazonaws.com"),
+                // EKS sends both keys when it assumes the cluster role
+                // (https://docs.aws.amazon.com/eks/latest/userguide/cross-service-confused-deputy-prevention.html);
+                // the cluster's name is fixed, so its ARN is known before
+                // the cluster exists.
+                common::service_trust_policy_from(
+                    "eks.amazonaws.com",
+                    Some(fns::sub(
+                        "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/${Prefix}-${EnvironmentName}-cluster",
+                    )),
+                ),
             )
             .property(
                 "ManagedPolicyArns",
@@ -930,10 +985,15 @@ fn cluster(t: &mut Template, spec: &ProviderSpec, s: &Settings<'_>, net: &common
 /// cluster: the operations and provisioning roles and, with a private
 /// endpoint, the kubectl Lambda's role.
 fn cluster_admin(t: &mut Template, spec: &ProviderSpec, s: &Settings<'_>) {
-    let mut internal = vec![
-        fns::get_att(ids::OPERATIONS_ROLE, "Arn"),
-        fns::get_att(ids::PROVISIONING_ROLE, "Arn"),
-    ];
+    // The platform (its own role and the operations role it assumes) is
+    // trusted only with `operationsClusterAdmin`: by default it views the
+    // cluster through the operations role's access entry.
+    let mut external = vec![json!(spec.pipeline_role)];
+    let mut internal = vec![fns::get_att(ids::PROVISIONING_ROLE, "Arn")];
+    if s.operations_admin {
+        external.insert(0, json!(spec.platform_role));
+        internal.insert(0, fns::get_att(ids::OPERATIONS_ROLE, "Arn"));
+    }
     if s.kubectl_lambda() {
         internal.push(fns::get_att(KUBECTL_ROLE, "Arn"));
     }
@@ -943,7 +1003,7 @@ fn cluster_admin(t: &mut Template, spec: &ProviderSpec, s: &Settings<'_>) {
             {
                 "Sid": "PlatformAndPipeline",
                 "Effect": "Allow",
-                "Principal": { "AWS": [spec.platform_role, spec.pipeline_role] },
+                "Principal": { "AWS": external },
                 "Action": "sts:AssumeRole"
             },
             {
@@ -1258,7 +1318,7 @@ fn kubectl_lambda(t: &mut Template, spec: &ProviderSpec, net: &common::Network) 
     );
     t.resource(
         KUBECTL_FUNCTION,
-        Resource::new("AWS::Lambda::Function")
+        common::unless_reserved(Resource::new("AWS::Lambda::Function"), Settings::of(spec).kubectl_reserved)
             .property("FunctionName", common::name_sub("-kubectl"))
             .property(
                 "Description",
@@ -1270,7 +1330,15 @@ fn kubectl_lambda(t: &mut Template, spec: &ProviderSpec, net: &common::Network) 
             .property("Role", fns::get_att(KUBECTL_ROLE, "Arn"))
             .property("MemorySize", 256)
             .property("Timeout", 30)
-            .property("ReservedConcurrentExecutions", KUBECTL_RESERVED_CONCURRENCY)
+            // None by default: new accounts may have a concurrency limit
+            // of 10 and Lambda keeps 100 unreserved, so any reservation
+            // fails there
+            // (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html,
+            // https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+            .property_opt(
+                "ReservedConcurrentExecutions",
+                Settings::of(spec).kubectl_reserved,
+            )
             .property(
                 "Environment",
                 json!({ "Variables": {
@@ -1336,7 +1404,7 @@ fn existing_cluster(
     common::environment_roles(
         t,
         spec,
-        operations_statements(&refs),
+        operations_statements(&refs, Settings::of(spec).operations_admin),
         provisioning_statements(&refs),
     );
     operations_access(t, spec, name.clone());
@@ -1687,9 +1755,12 @@ providers:
         ] {
             assert!(KUBECTL_SOURCE.contains(needle), "source lacks {needle}");
         }
-        assert_eq!(
-            prop(&s, KUBECTL_FUNCTION, "ReservedConcurrentExecutions"),
-            &json!(KUBECTL_RESERVED_CONCURRENCY)
+        // No reserved concurrency unless the spec asks: new accounts
+        // cannot reserve any.
+        assert!(
+            !f.properties.contains_key("ReservedConcurrentExecutions"),
+            "{:?}",
+            f.properties.get("ReservedConcurrentExecutions")
         );
         assert_eq!(
             prop(&s, KUBECTL_FUNCTION, "KmsKeyArn"),
@@ -1752,10 +1823,59 @@ providers:
                 .outputs
                 .contains_key(OUTPUT_KUBECTL_LAMBDA_ROLE_ARN)
         );
-        // The provisioning role may invoke it.
+        // The provisioning role may invoke it; the operations role only
+        // with `operationsClusterAdmin` (the function acts as cluster admin).
         let prov =
             serde_json::to_string(prop(&s, ids::PROVISIONING_ROLE, "Policies")).expect("json");
         assert!(prov.contains("lambda:InvokeFunction") && prov.contains("-kubectl"));
+        let ops = serde_json::to_string(prop(&s, ids::OPERATIONS_ROLE, "Policies")).expect("json");
+        assert!(!ops.contains("lambda:InvokeFunction"), "{ops}");
+    }
+
+    #[test]
+    fn the_cluster_role_trusts_eks_only_for_this_cluster() {
+        let s = render(&example("eks-private.yaml"));
+        let st = &prop(&s, CLUSTER_ROLE, "AssumeRolePolicyDocument")["Statement"][0];
+        assert_eq!(st["Principal"], json!({ "Service": "eks.amazonaws.com" }));
+        assert_eq!(
+            st["Condition"]["StringEquals"]["aws:SourceAccount"],
+            fns::ref_("AWS::AccountId")
+        );
+        // The ARN of the cluster this stack names.
+        assert_eq!(prop(&s, CLUSTER, "Name"), &common::name_sub("-cluster"));
+        assert_eq!(
+            st["Condition"]["ArnLike"]["aws:SourceArn"],
+            fns::sub(
+                "arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/${Prefix}-${EnvironmentName}-cluster"
+            )
+        );
+    }
+
+    #[test]
+    fn kubectl_reserved_concurrency_is_opt_in_and_checked() {
+        let s = render(&spec_with(
+            "    eks: { kubectlReservedConcurrency: 3 }
+",
+        ));
+        assert_eq!(
+            prop(&s, KUBECTL_FUNCTION, "ReservedConcurrentExecutions"),
+            &json!(3)
+        );
+        for (extra, why) in [
+            ("    eks: { kubectlReservedConcurrency: 0 }
+", "at least 1"),
+            (
+                "    eks: { endpointAccess: public, publicAccessCidrs: [203.0.113.0/24], kubectlReservedConcurrency: 2 }
+",
+                "only used with the kubectl function",
+            ),
+        ] {
+            let text = errors_of(&spec_with(extra)).to_string();
+            assert!(
+                text.contains("providers[0].eks.kubectlReservedConcurrency") && text.contains(why),
+                "{extra}: {text}"
+            );
+        }
     }
 
     #[test]
@@ -1857,8 +1977,14 @@ providers:
 
     #[test]
     fn trust_policies_name_exactly_the_specs_roles() {
-        for name in ["eks-private.yaml", "eks-public.yaml"] {
-            let s = render(&example(name));
+        let admin_on = "    eks: { operationsClusterAdmin: true }\n";
+        for (name, file) in [
+            ("eks-private.yaml", example("eks-private.yaml")),
+            ("eks-public.yaml", example("eks-public.yaml")),
+            ("operationsClusterAdmin", spec_with(admin_on)),
+        ] {
+            let s = render(&file);
+            let opted_in = name == "operationsClusterAdmin";
             assert_eq!(
                 principals(prop(&s, ids::OPERATIONS_ROLE, "AssumeRolePolicyDocument")),
                 [json!(PLATFORM)],
@@ -1869,9 +1995,16 @@ providers:
                 [json!(PIPELINE)],
                 "{name}"
             );
+            // The platform's roles reach cluster admin only when the spec
+            // asks for it.
             let admin = principals(prop(&s, CLUSTER_ADMIN_ROLE, "AssumeRolePolicyDocument"));
             let external: BTreeSet<&str> = admin.iter().filter_map(Value::as_str).collect();
-            assert_eq!(external, BTreeSet::from([PLATFORM, PIPELINE]), "{name}");
+            let want_external = if opted_in {
+                BTreeSet::from([PLATFORM, PIPELINE])
+            } else {
+                BTreeSet::from([PIPELINE])
+            };
+            assert_eq!(external, want_external, "{name}");
             // Everything else is a role of this stack, never an account or `*`.
             let mut internal: Vec<&str> = admin
                 .iter()
@@ -1883,8 +2016,11 @@ providers:
                 })
                 .collect();
             internal.sort_unstable();
-            let mut want = vec![ids::OPERATIONS_ROLE, ids::PROVISIONING_ROLE];
-            if name == "eks-private.yaml" {
+            let mut want = vec![ids::PROVISIONING_ROLE];
+            if opted_in {
+                want.push(ids::OPERATIONS_ROLE);
+            }
+            if name != "eks-public.yaml" {
                 want.push(KUBECTL_ROLE);
             }
             want.sort_unstable();
@@ -1892,14 +2028,29 @@ providers:
             for id in &internal {
                 assert_eq!(resource(&s, id).kind, "AWS::IAM::Role");
             }
+            // …and the operations role's own policy has no way there
+            // either: no AssumeRole, no kubectl function.
+            let ops =
+                serde_json::to_string(prop(&s, ids::OPERATIONS_ROLE, "Policies")).expect("json");
+            assert_eq!(ops.contains("sts:AssumeRole"), opted_in, "{name}: {ops}");
+            assert_eq!(
+                ops.contains("lambda:InvokeFunction"),
+                opted_in && name != "eks-public.yaml",
+                "{name}: {ops}"
+            );
             assert_eq!(
                 prop(&s, CLUSTER_ADMIN_ROLE, "RoleName"),
                 &fns::sub("${Prefix}-${EnvironmentName}-cluster-admin-role")
             );
+            // Whatever the option, the operations role's access entry is
+            // the read-only view policy.
+            let entry = prop(&s, OPERATIONS_ACCESS, "AccessPolicies").to_string();
+            assert!(entry.contains("AmazonEKSViewPolicy"), "{name}: {entry}");
+            assert!(!entry.contains("ClusterAdmin"), "{name}: {entry}");
         }
         // Spec roles other than the examples' flow through.
         let file = spec::parse_str(
-            &HEAD
+            &(HEAD
                 .replace(
                     "111111111111:role/opa-platform-role",
                     "222222222222:role/team/backstage",
@@ -1907,7 +2058,8 @@ providers:
                 .replace(
                     "111111111111:role/opa-pipeline-role",
                     "333333333333:role/gitlab-runner",
-                ),
+                )
+                + admin_on),
             "t",
         )
         .expect("parses");
@@ -2100,12 +2252,22 @@ providers:
                 .parameters
                 .contains_key(params::PUBLIC_SUBNET_IDS)
         );
-        // The roles may assume the existing cluster's kubectl role.
+        // The provisioning role may assume the existing cluster's kubectl
+        // role; the operations role reads the cluster and, without
+        // `operationsClusterAdmin`, may not.
+        let prov = prop(&s, ids::PROVISIONING_ROLE, "Policies").to_string();
+        assert!(prov.contains("shared-dev-cluster-admin"), "{prov}");
         let ops = prop(&s, ids::OPERATIONS_ROLE, "Policies").to_string();
-        assert!(
-            ops.contains("shared-dev-cluster-admin") && ops.contains("eks:AccessKubernetesApi")
-        );
+        assert!(ops.contains("eks:AccessKubernetesApi"), "{ops}");
+        assert!(!ops.contains("shared-dev-cluster-admin"), "{ops}");
         assert!(ops.contains(":cluster/${ExistingClusterName}"));
+        let mut file = example("eks-existing.yaml");
+        if let Some(e) = file.providers[0].eks.as_mut() {
+            e.operations_cluster_admin = Some(true);
+        }
+        let s = render(&file);
+        let ops = prop(&s, ids::OPERATIONS_ROLE, "Policies").to_string();
+        assert!(ops.contains("shared-dev-cluster-admin"), "{ops}");
     }
 
     #[test]
@@ -2492,6 +2654,8 @@ providers:
                 public_access_cidrs: vec![cidr],
                 compute: None,
                 existing_cluster: existing.then_some(ExistingCluster { name, kubectl_role: role }),
+                operations_cluster_admin: Some(existing),
+                kubectl_reserved_concurrency: existing.then_some(0),
             });
             let mut errors = ValidationErrors::default();
             EksProvider.validate(&file.providers[0], "providers[0]", &mut errors);

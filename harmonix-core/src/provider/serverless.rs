@@ -48,11 +48,6 @@ pub const STAGE_NAME_PATTERN: &str = "^[A-Za-z0-9_-]{1,128}$";
 pub const THROTTLING_RATE_RANGE: std::ops::RangeInclusive<u32> = 1..=10_000;
 /// Allowed burst limits (requests).
 pub const THROTTLING_BURST_RANGE: std::ops::RangeInclusive<u32> = 0..=5_000;
-/// Reserved concurrency of the health function: it answers health checks
-/// only, so it must not take the account's concurrency from applications.
-/// (An account whose total concurrency limit is still the new-account
-/// default of 10 cannot reserve any; raise the quota first.)
-pub const HEALTH_RESERVED_CONCURRENCY: u32 = 2;
 /// Runtime of the health function.
 pub const HEALTH_RUNTIME: &str = "python3.12";
 
@@ -175,6 +170,8 @@ struct Settings<'a> {
     rate_limit: Option<u32>,
     burst_limit: Option<u32>,
     tracing: bool,
+    /// `healthReservedConcurrency` (default none).
+    health_reserved: Option<u32>,
 }
 
 impl<'a> Settings<'a> {
@@ -189,6 +186,7 @@ impl<'a> Settings<'a> {
             rate_limit: s.and_then(|s| s.throttling_rate_limit),
             burst_limit: s.and_then(|s| s.throttling_burst_limit),
             tracing: s.and_then(|s| s.tracing).unwrap_or(false),
+            health_reserved: s.and_then(|s| s.health_reserved_concurrency),
         }
     }
 }
@@ -262,6 +260,13 @@ fn validate_serverless(spec: &ProviderSpec, path: &str, errors: &mut ValidationE
                 THROTTLING_BURST_RANGE.start(),
                 THROTTLING_BURST_RANGE.end()
             ),
+        );
+    }
+    if sls.health_reserved_concurrency == Some(0) {
+        errors.push(
+            format!("{base}.healthReservedConcurrency"),
+            Some("0"),
+            "must be at least 1 (0 stops the function, and /health with it); leave it out to share the account's unreserved concurrency",
         );
     }
     if sls.endpoint_type == Some(ApiEndpointType::Private) && placement(spec).is_none() {
@@ -363,9 +368,39 @@ fn provisioning_statements() -> Vec<Value> {
         ],
         vec![api_management_arn()],
     ));
+    // Named rather than `lambda:*Function*`: that pattern also matches
+    // `ListFunctions` (no resource type) and the code-signing-config
+    // actions, which authorize against a code signing config, not a
+    // function, so on function ARNs they never applied
+    // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html).
     v.push(common::allow(
         &[
-            "lambda:*Function*",
+            "lambda:CreateFunction",
+            "lambda:CreateFunctionUrlConfig",
+            "lambda:DeleteFunction",
+            "lambda:DeleteFunctionCodeSigningConfig",
+            "lambda:DeleteFunctionConcurrency",
+            "lambda:DeleteFunctionEventInvokeConfig",
+            "lambda:DeleteFunctionUrlConfig",
+            "lambda:GetFunction",
+            "lambda:GetFunctionCodeSigningConfig",
+            "lambda:GetFunctionConcurrency",
+            "lambda:GetFunctionConfiguration",
+            "lambda:GetFunctionEventInvokeConfig",
+            "lambda:GetFunctionRecursionConfig",
+            "lambda:GetFunctionUrlConfig",
+            "lambda:InvokeFunction",
+            "lambda:InvokeFunctionUrl",
+            "lambda:ListFunctionEventInvokeConfigs",
+            "lambda:ListFunctionUrlConfigs",
+            "lambda:ListVersionsByFunction",
+            "lambda:PutFunctionConcurrency",
+            "lambda:PutFunctionEventInvokeConfig",
+            "lambda:PutFunctionRecursionConfig",
+            "lambda:UpdateFunctionCode",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:UpdateFunctionEventInvokeConfig",
+            "lambda:UpdateFunctionUrlConfig",
             "lambda:AddPermission",
             "lambda:RemovePermission",
             "lambda:PublishVersion",
@@ -701,7 +736,7 @@ fn health_function(
     });
     t.resource(
         HEALTH_FUNCTION,
-        Resource::new("AWS::Lambda::Function")
+        common::unless_reserved(Resource::new("AWS::Lambda::Function"), s.health_reserved)
             .property("FunctionName", common::name_sub("-health"))
             .property("Description", common::name_sub(" health check"))
             .property("Runtime", HEALTH_RUNTIME)
@@ -710,7 +745,12 @@ fn health_function(
             .property("Role", fns::get_att(HEALTH_ROLE, "Arn"))
             .property("MemorySize", 128)
             .property("Timeout", 5)
-            .property("ReservedConcurrentExecutions", HEALTH_RESERVED_CONCURRENCY)
+            // None by default: new accounts may have a concurrency limit
+            // of 10 and Lambda keeps 100 unreserved, so any reservation
+            // fails there
+            // (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html,
+            // https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html).
+            .property_opt("ReservedConcurrentExecutions", s.health_reserved)
             .property(
                 "Environment",
                 json!({ "Variables": { "ENVIRONMENT_NAME": fns::ref_(common::params::ENVIRONMENT_NAME) } }),
@@ -916,6 +956,27 @@ providers:
         spec::parse_str(&format!("{HEAD}{extra}"), "test").expect("test spec parses")
     }
 
+    #[test]
+    fn health_reserved_concurrency_is_opt_in_and_at_least_one() {
+        let s = render(
+            &spec_with("    serverless: { healthReservedConcurrency: 2 }\n"),
+            0,
+        );
+        assert_eq!(
+            prop(&s, HEALTH_FUNCTION, "ReservedConcurrentExecutions"),
+            &json!(2)
+        );
+        let errors = errors_of(&spec_with(
+            "    serverless: { healthReservedConcurrency: 0 }\n",
+        ));
+        let text = errors.to_string();
+        assert!(
+            text.contains("providers[0].serverless.healthReservedConcurrency")
+                && text.contains("at least 1"),
+            "{text}"
+        );
+    }
+
     fn of_type<'a>(s: &'a StackDefinition, kind: &str) -> Vec<&'a str> {
         s.template
             .resources
@@ -999,9 +1060,11 @@ providers:
             prop(&s, HEALTH_FUNCTION, "KmsKeyArn"),
             &fns::get_att(ids::KMS_KEY, "Arn")
         );
-        assert_eq!(
-            prop(&s, HEALTH_FUNCTION, "ReservedConcurrentExecutions"),
-            HEALTH_RESERVED_CONCURRENCY
+        // No reservation unless the spec asks: new accounts cannot make any.
+        assert!(
+            !resource(&s, HEALTH_FUNCTION)
+                .properties
+                .contains_key("ReservedConcurrentExecutions")
         );
         let vpc = prop(&s, HEALTH_FUNCTION, "VpcConfig");
         assert_eq!(vpc["SubnetIds"].as_array().map(Vec::len), Some(3));
@@ -1130,7 +1193,10 @@ providers:
         let prov = prop(&s, ids::PROVISIONING_ROLE, "Policies");
         let text = prov.to_string();
         assert!(text.contains("apigateway:DELETE"));
-        assert!(text.contains("lambda:*Function*"));
+        assert!(text.contains("lambda:UpdateFunctionCode"));
+        // A wildcard reached actions that never authorize on a function.
+        assert!(!text.contains("lambda:*Function*"), "{text}");
+        assert!(!text.contains("lambda:ListFunctions\""), "{text}");
         assert!(text.contains("function:${Prefix}-${EnvironmentName}-*"));
         let statements = prov[0]["PolicyDocument"]["Statement"]
             .as_array()

@@ -404,6 +404,19 @@ pub struct EksSpec {
     /// Use an existing cluster instead of creating one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub existing_cluster: Option<ExistingCluster>,
+    /// Let the operations role (the Backstage platform's) administer the
+    /// cluster: assume the cluster-admin role and invoke the kubectl
+    /// function (default false: it reads the cluster through an
+    /// `AmazonEKSViewPolicy` access entry only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operations_cluster_admin: Option<bool>,
+    /// Reserved concurrency of the kubectl function (private endpoint),
+    /// at least 1 (default none: it shares the account's unreserved
+    /// concurrency). Lambda keeps 100 of an account's concurrency
+    /// unreserved, and new accounts may start with a limit of 10, so a
+    /// reservation needs a raised quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubectl_reserved_concurrency: Option<u32>,
 }
 
 /// EKS compute.
@@ -495,6 +508,12 @@ pub struct ServerlessSpec {
     /// Enable X-Ray tracing on the stage (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<bool>,
+    /// Reserved concurrency of the `/health` function, at least 1 (default
+    /// none: it shares the account's unreserved concurrency). Lambda keeps
+    /// 100 of an account's concurrency unreserved, and new accounts may
+    /// start with a limit of 10, so a reservation needs a raised quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_reserved_concurrency: Option<u32>,
 }
 
 /// A named environment (stage) grouping providers: an `AWSEnvironment`.
