@@ -51,6 +51,11 @@ fn rendered() -> Vec<StackDefinition> {
             .unwrap_or_else(|e| panic!("{name} must validate: {e}"));
         out.extend(render::stacks(&valid, &registry).expect("renders"));
     }
+    // The account/region bootstrap stack is checked like the rest.
+    out.push(harmonix_core::provider::bootstrap_stack(
+        "123456789012",
+        "us-east-1",
+    ));
     out
 }
 
