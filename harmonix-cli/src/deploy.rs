@@ -672,10 +672,27 @@ pub fn bootstrap(ctx: &Context, args: &EngineArgs, files: &[PathBuf]) -> bool {
             for d in done {
                 match ctx.format {
                     Format::Json => {
-                        let _ = writeln!(o, "{}", json!({"level": "ok", "lockTable": d}));
+                        let _ = writeln!(
+                            o,
+                            "{}",
+                            json!({
+                                "level": "ok",
+                                "lockTable": d,
+                                "assetsBucket": d.split_once('/').map(|(a, r)| harmonix_core::engine::assets::bucket_name(a, r)),
+                                "bootstrapStack": harmonix_core::provider::BOOTSTRAP_STACK,
+                            })
+                        );
                     }
                     Format::Text => {
-                        let _ = writeln!(o, "{OK}ok{OK:#} lock table ready in {d}");
+                        let bucket = d
+                            .split_once('/')
+                            .map(|(a, r)| harmonix_core::engine::assets::bucket_name(a, r))
+                            .unwrap_or_default();
+                        let _ = writeln!(
+                            o,
+                            "{OK}ok{OK:#} {d}: lock table, assets bucket {bucket}, stack {}",
+                            harmonix_core::provider::BOOTSTRAP_STACK
+                        );
                     }
                 }
             }

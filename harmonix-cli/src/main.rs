@@ -149,8 +149,10 @@ enum Command {
         #[command(flatten)]
         engine: deploy::EngineArgs,
     },
-    /// Create the lock table in every target account/region (once, before
-    /// the first apply, when the pipeline role may not create tables).
+    /// Prepare every target account/region once (before the first apply,
+    /// when the pipeline role may not create them): the lock table, the
+    /// assets bucket for templates over CloudFormation's inline limit, and
+    /// the `harmonix-bootstrap` stack of account-level settings.
     Bootstrap {
         /// Spec files (YAML).
         #[arg(required = true)]
