@@ -10,8 +10,9 @@
 //! What moto 5.2.5 cannot do with these templates, and how it is handled:
 //!
 //! - It has no CloudFormation model for `AWS::RDS::DBCluster`,
-//!   `AWS::SecretsManager::Secret`, `…::SecretTargetAttachment`,
-//!   `AWS::CertificateManager::Certificate`, `AWS::EC2::SecurityGroupEgress`
+//!   `AWS::RDS::DBClusterParameterGroup`, `AWS::SecretsManager::Secret`,
+//!   `…::SecretTargetAttachment`, `AWS::CertificateManager::Certificate`,
+//!   `AWS::EC2::SecurityGroupEgress`
 //!   and `AWS::S3::BucketPolicy`: it reports them created without creating
 //!   anything. Their properties are checked by the provider's unit tests
 //!   and by `cfn-lint` and `checkov` (`templates.rs`, `security.rs`).
@@ -26,7 +27,8 @@
 //!
 //! So the engine runs here with the real provider wrapped in
 //! [`OnEmulator`], registered for the kind: it leaves out the Aurora
-//! instance, gives the HTTPS listener an IAM server certificate ARN
+//! instances (the writer, and the reader `prod` has as a `production`
+//! stage), gives the HTTPS listener an IAM server certificate ARN
 //! (which moto's listener model accepts without a lookup), and points the
 //! `HostedZoneId` parameter at a zone made on the emulator. Nothing else
 //! changes: validation, names, every other resource, parameters, tags,
@@ -74,13 +76,29 @@ struct OnEmulator {
     zone: String,
 }
 
+/// Leaves out every Aurora instance of a stage template (writer and
+/// readers) and the dependencies on them.
+fn without_instances(t: &mut harmonix_core::template::Template) {
+    let instances: Vec<String> = t
+        .resources
+        .iter()
+        .filter(|(_, r)| r.kind == "AWS::RDS::DBInstance")
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in &instances {
+        t.resources.remove(id);
+    }
+    for r in t.resources.values_mut() {
+        for id in &instances {
+            r.depends_on.remove(id);
+        }
+    }
+}
+
 impl OnEmulator {
     fn adapt(&self, s: &mut StackDefinition) {
         let t = &mut s.template;
-        t.resources.remove("DatabaseInstance");
-        for r in t.resources.values_mut() {
-            r.depends_on.remove("DatabaseInstance");
-        }
+        without_instances(t);
         if let Some(listener) = t.resources.get_mut("HttpsListener") {
             listener.properties.insert(
                 "Certificates".to_owned(),
@@ -270,6 +288,7 @@ async fn stages_deploy_and_a_promotion_updates_only_its_stage() {
     for line in [
         "+ LoadBalancer (AWS::ElasticLoadBalancingV2::LoadBalancer) create",
         "+ DatabaseCluster (AWS::RDS::DBCluster) create",
+        "+ DatabaseClusterParameterGroup (AWS::RDS::DBClusterParameterGroup) create",
         "+ Service (AWS::ECS::Service) create",
         "+ DnsRecord (AWS::Route53::RecordSet) create",
     ] {
@@ -560,11 +579,7 @@ async fn stage_templates_hit_the_emulators_missing_aurora_and_acm_support() {
 
     let mut without_instance = dev.clone();
     without_instance.name = "opa-idp-dev-no-instance".to_owned();
-    let t = &mut without_instance.template;
-    t.resources.remove("DatabaseInstance");
-    for r in t.resources.values_mut() {
-        r.depends_on.remove("DatabaseInstance");
-    }
+    without_instances(&mut without_instance.template);
     let status = create(&cfn, &without_instance, &attempt("idp-dev2"))
         .await
         .expect_err("moto cannot use the certificate it did not create");

@@ -18,7 +18,10 @@
 //!   encrypting its log group, database, secret and Performance Insights;
 //!   its network (a new VPC across three AZs, or the given existing VPC);
 //!   an ECS cluster, task definition and Fargate service running the
-//!   image; an Aurora PostgreSQL Serverless v2 cluster and instance; an
+//!   image; an Aurora PostgreSQL Serverless v2 cluster that accepts TLS
+//!   connections only, its writer instance and, for the `production`
+//!   lifecycle (or `database.readers`), reader instances in other
+//!   availability zones; an
 //!   internet-facing ALB with an HTTPS listener (ACM certificate validated
 //!   by DNS in the hosted zone, TLS 1.2+) and an HTTP listener that only
 //!   redirects to HTTPS; access logs in a bucket of the stage; a Route 53
@@ -32,7 +35,8 @@
 //! (shared stack first) and destroy (stages first).
 //!
 //! Every stage renders **the same template** (apart from the `Name` tags
-//! of a new VPC); what differs between stages is in the parameters
+//! of a new VPC, and the reader instances when stages have different
+//! `database.readers`); what differs between stages is in the parameters
 //! (`EnvironmentName`, `Image`, `HostName`, task size, desired count,
 //! database capacity). Promoting a release to a stage is
 //! changing that stage's `imageTag` (or `imageDigest`): only its `Image`
@@ -48,6 +52,25 @@
 //! The task gets `POSTGRES_HOST`, `POSTGRES_USER` and `POSTGRES_PASSWORD`
 //! from the secret's ARN (ECS `Secrets`, read by the execution role). No
 //! secret value is in a template, a parameter, an output or the catalog.
+//!
+//! # Database
+//!
+//! The cluster's parameter group sets `rds.force_ssl` to 1, so the
+//! database refuses connections without TLS (Aurora's default is 0). The
+//! task sets `PGSSLMODE=no-verify`: Backstage's `pg` client reads it when
+//! the app config's `backend.database.connection` has no `ssl` (as in
+//! Backstage's own `app-config.production.yaml`) and then connects with
+//! TLS. `require` would not do: for `pg` it means verifying the
+//! certificate against Node's built-in CAs, which do not include the RDS
+//! CAs, so the connection would fail. An app config that sets
+//! `connection.ssl` (e.g. with the RDS CA bundle as `ca`, to verify the
+//! server) takes precedence over the variable.
+//!
+//! The writer is pinned to the first availability zone of a new VPC and
+//! reader `n` to zone `n` mod 3, promotion tier 1: a failover target
+//! in another zone, kept by Aurora Serverless v2 at least at the writer's
+//! capacity. In an existing VPC the zones of its subnets are not known to
+//! the template, and Aurora places the instances.
 //!
 //! # Security
 //!
@@ -67,12 +90,12 @@
 //! rules, IAM roles, KMS key, log group, S3 bucket, ECS cluster, task
 //! definition and service, the ALB, target group and listeners, and the
 //! Route 53 record (in a zone that must exist). It has no CloudFormation
-//! model for `AWS::RDS::DBCluster`, `AWS::SecretsManager::Secret`,
-//! `AWS::SecretsManager::SecretTargetAttachment`,
+//! model for `AWS::RDS::DBCluster`, `AWS::RDS::DBClusterParameterGroup`,
+//! `AWS::SecretsManager::Secret`, `AWS::SecretsManager::SecretTargetAttachment`,
 //! `AWS::CertificateManager::Certificate`, `AWS::EC2::SecurityGroupEgress`
 //! and `AWS::S3::BucketPolicy`: it reports them `CREATE_COMPLETE` without
 //! creating anything (a `Ref` to them resolves to nothing there). Two
-//! resources make it fail: the Aurora `AWS::RDS::DBInstance` (its model
+//! resources make it fail: the Aurora `AWS::RDS::DBInstance`s (its model
 //! ignores `DBClusterIdentifier` and looks up storage defaults of
 //! standalone engines) and the HTTPS listener, whose certificate it did
 //! not create. `tests/platform_emulator.rs` asserts both failures and runs
@@ -110,6 +133,29 @@ pub const AURORA_ENGINE: &str = "aurora-postgresql";
 /// Aurora PostgreSQL major version (Serverless v2 with minimum capacity 0
 /// needs 16.3+ / 17.4+; minor versions are upgraded automatically).
 pub const AURORA_ENGINE_VERSION: &str = "17";
+/// Most reader instances of a stage: an Aurora cluster has a writer and up
+/// to 15 Aurora Replicas.
+/// <https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.Overview.html>
+pub const MAX_READERS: u32 = 15;
+/// Promotion tier of the writer; readers get the next one. Aurora
+/// Serverless v2 readers in tiers 0 and 1 keep at least the writer's
+/// capacity, so a failover lands on an instance of the writer's size.
+/// <https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2.how-it-works.html>
+pub const WRITER_PROMOTION_TIER: u32 = 0;
+/// Promotion tier of every reader.
+pub const READER_PROMOTION_TIER: u32 = 1;
+/// `PGSSLMODE` of the Backstage container (see the module docs).
+pub const PG_SSL_MODE: &str = "no-verify";
+
+/// The DB cluster parameter group family of the engine version:
+/// `aurora-postgresql` and the major version (`aurora-postgresql17`).
+pub fn parameter_group_family() -> String {
+    let major = AURORA_ENGINE_VERSION
+        .split('.')
+        .next()
+        .unwrap_or(AURORA_ENGINE_VERSION);
+    format!("{AURORA_ENGINE}{major}")
+}
 /// TLS policy of the HTTPS listener: TLS 1.3 and 1.2 only.
 pub const TLS_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 /// Most stages a platform may have.
@@ -171,8 +217,14 @@ pub mod stage_ids {
     pub const DATABASE_SECRET_ATTACHMENT: &str = "DatabaseSecretAttachment";
     /// Aurora cluster.
     pub const DATABASE_CLUSTER: &str = "DatabaseCluster";
-    /// Aurora Serverless v2 instance.
+    /// Aurora Serverless v2 writer instance.
     pub const DATABASE_INSTANCE: &str = "DatabaseInstance";
+    /// DB cluster parameter group (TLS required).
+    pub const DATABASE_CLUSTER_PARAMETER_GROUP: &str = "DatabaseClusterParameterGroup";
+    /// Aurora Serverless v2 reader instance `n` (from 1).
+    pub fn database_reader(n: u32) -> String {
+        format!("DatabaseReader{n}")
+    }
     /// DB subnet group (private subnets).
     pub const DATABASE_SUBNET_GROUP: &str = "DatabaseSubnetGroup";
     /// The database's security group.
@@ -782,6 +834,15 @@ fn validate_capacity(db: &DatabaseSpec, path: &str, errors: &mut ValidationError
         database: Some(db.clone()),
     };
     let (min, max) = (stage.min_capacity(), stage.max_capacity());
+    if let Some(n) = db.readers
+        && n > MAX_READERS
+    {
+        errors.push(
+            format!("{path}.readers"),
+            Some(&n.to_string()),
+            format!("an Aurora cluster has at most {MAX_READERS} readers (Aurora Replicas) besides its writer: 0–{MAX_READERS}"),
+        );
+    }
     if ok && min > max {
         let field = if db.max_capacity.is_some() {
             "maxCapacity"
@@ -1082,7 +1143,10 @@ fn stage_stack(spec: &ProviderSpec, p: &PlatformSpec, stage: &StageSpec) -> Stac
     stage_parameters(&mut t, &mut values, spec, p, stage);
     access_logs_bucket(&mut t, spec);
     security_groups(&mut t, &net);
-    database(&mut t, &net);
+    let pinned = matches!(s_spec.resolved_vpc(), ResolvedVpc::New { .. });
+    // Validation caps the readers; an unchecked spec renders at most that.
+    let readers = stage.readers(spec.lifecycle()).min(MAX_READERS);
+    database(&mut t, &net, readers, pinned);
     load_balancer(&mut t, &net, p);
     service(&mut t, &net);
     stage_outputs(&mut t);
@@ -1241,10 +1305,41 @@ fn security_groups(t: &mut Template, net: &common::Network) {
     );
 }
 
-fn database(t: &mut Template, net: &common::Network) {
+/// An Aurora Serverless v2 instance of the cluster in `promotion_tier`,
+/// in zone `az` of the region's list when the zones are known (a new VPC
+/// has a private subnet in each of the first three).
+fn database_instance(promotion_tier: u32, az: Option<u32>) -> Resource {
+    use stage_ids::{DATABASE_CLUSTER, DATABASE_MONITORING_ROLE};
+    let mut r = Resource::new("AWS::RDS::DBInstance")
+        .property("DBClusterIdentifier", fns::ref_(DATABASE_CLUSTER))
+        .property("DBInstanceClass", "db.serverless")
+        .property("Engine", AURORA_ENGINE)
+        .property("PubliclyAccessible", false)
+        .property("AutoMinorVersionUpgrade", true)
+        .property("PromotionTier", promotion_tier)
+        .property("MonitoringInterval", 60)
+        .property(
+            "MonitoringRoleArn",
+            fns::get_att(DATABASE_MONITORING_ROLE, "Arn"),
+        )
+        .property("EnablePerformanceInsights", true)
+        .property(
+            "PerformanceInsightsKMSKeyId",
+            fns::get_att(ids::KMS_KEY, "Arn"),
+        )
+        .property("PerformanceInsightsRetentionPeriod", 7);
+    if let Some(az) = az {
+        // https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-rds-dbinstance.html#cfn-rds-dbinstance-availabilityzone
+        r = r.property("AvailabilityZone", fns::select(az, fns::get_azs()));
+    }
+    r
+}
+
+fn database(t: &mut Template, net: &common::Network, readers: u32, pinned: bool) {
     use stage_ids::{
-        DATABASE_CLUSTER, DATABASE_INSTANCE, DATABASE_MONITORING_ROLE, DATABASE_SECRET,
-        DATABASE_SECRET_ATTACHMENT, DATABASE_SECURITY_GROUP, DATABASE_SUBNET_GROUP,
+        DATABASE_CLUSTER, DATABASE_CLUSTER_PARAMETER_GROUP, DATABASE_INSTANCE,
+        DATABASE_MONITORING_ROLE, DATABASE_SECRET, DATABASE_SECRET_ATTACHMENT,
+        DATABASE_SECURITY_GROUP, DATABASE_SUBNET_GROUP,
     };
     use stage_params as sp;
     let key = fns::get_att(ids::KMS_KEY, "Arn");
@@ -1276,6 +1371,19 @@ fn database(t: &mut Template, net: &common::Network) {
             )
             .property("SubnetIds", net.private_subnets.clone()),
     );
+    // TLS only: `rds.force_ssl` is a cluster parameter, 0 by default.
+    // https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraPostgreSQL.Security.html
+    // https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/ssl-certificate-rotation-aurora-postgresql.html
+    t.resource(
+        DATABASE_CLUSTER_PARAMETER_GROUP,
+        Resource::new("AWS::RDS::DBClusterParameterGroup")
+            .property(
+                "Description",
+                common::name_sub(" Backstage database: TLS connections only"),
+            )
+            .property("Family", parameter_group_family())
+            .property("Parameters", json!({ "rds.force_ssl": "1" })),
+    );
     t.resource(
         DATABASE_CLUSTER,
         Resource::new("AWS::RDS::DBCluster")
@@ -1300,6 +1408,10 @@ fn database(t: &mut Template, net: &common::Network) {
                 }),
             )
             .property("DBSubnetGroupName", fns::ref_(DATABASE_SUBNET_GROUP))
+            .property(
+                "DBClusterParameterGroupName",
+                fns::ref_(DATABASE_CLUSTER_PARAMETER_GROUP),
+            )
             .property(
                 "VpcSecurityGroupIds",
                 json!([fns::get_att(DATABASE_SECURITY_GROUP, "GroupId")]),
@@ -1330,21 +1442,19 @@ fn database(t: &mut Template, net: &common::Network) {
     );
     t.resource(
         DATABASE_INSTANCE,
-        Resource::new("AWS::RDS::DBInstance")
-            .property("DBClusterIdentifier", fns::ref_(DATABASE_CLUSTER))
-            .property("DBInstanceClass", "db.serverless")
-            .property("Engine", AURORA_ENGINE)
-            .property("PubliclyAccessible", false)
-            .property("AutoMinorVersionUpgrade", true)
-            .property("MonitoringInterval", 60)
-            .property(
-                "MonitoringRoleArn",
-                fns::get_att(DATABASE_MONITORING_ROLE, "Arn"),
-            )
-            .property("EnablePerformanceInsights", true)
-            .property("PerformanceInsightsKMSKeyId", key)
-            .property("PerformanceInsightsRetentionPeriod", 7),
+        database_instance(WRITER_PROMOTION_TIER, pinned.then_some(0)),
     );
+    // The first instance a cluster gets is its writer: readers wait for it.
+    for n in 1..=readers {
+        t.resource(
+            stage_ids::database_reader(n),
+            database_instance(
+                READER_PROMOTION_TIER,
+                pinned.then_some(n % common::AZ_COUNT),
+            )
+            .depends_on(DATABASE_INSTANCE),
+        );
+    }
     t.resource(
         DATABASE_SECRET_ATTACHMENT,
         Resource::new("AWS::SecretsManager::SecretTargetAttachment")
@@ -1571,7 +1681,11 @@ fn service(t: &mut Template, net: &common::Network) {
                     "Environment": [
                         { "Name": "APP_CONFIG_app_baseUrl", "Value": url },
                         { "Name": "APP_CONFIG_backend_baseUrl", "Value": url },
-                        { "Name": "POSTGRES_PORT", "Value": DATABASE_PORT.to_string() }
+                        { "Name": "POSTGRES_PORT", "Value": DATABASE_PORT.to_string() },
+                        // The cluster refuses plain connections (see the
+                        // module docs on why not `require`).
+                        // https://node-postgres.com/features/ssl
+                        { "Name": "PGSSLMODE", "Value": PG_SSL_MODE }
                     ],
                     "Secrets": [
                         { "Name": "POSTGRES_HOST", "ValueFrom": secret("host") },

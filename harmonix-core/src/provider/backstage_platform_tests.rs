@@ -165,7 +165,7 @@ fn example_renders_a_shared_stack_and_one_stack_per_stage() {
             "AWS::ECS::Service",
             "AWS::ECS::TaskDefinition",
             "AWS::RDS::DBCluster",
-            "AWS::RDS::DBInstance",
+            "AWS::RDS::DBClusterParameterGroup",
             "AWS::SecretsManager::Secret",
             "AWS::ElasticLoadBalancingV2::LoadBalancer",
             "AWS::CertificateManager::Certificate",
@@ -175,6 +175,14 @@ fn example_renders_a_shared_stack_and_one_stack_per_stage() {
             assert_eq!(of_type(s, kind).len(), 1, "{stage}: {kind}");
         }
         assert_eq!(of_type(s, "AWS::ElasticLoadBalancingV2::Listener").len(), 2);
+        // Production lifecycle: a writer and a reader, but dev sets
+        // `readers: 0`.
+        let instances = if stage == "prod" { 2 } else { 1 };
+        assert_eq!(
+            of_type(s, "AWS::RDS::DBInstance").len(),
+            instances,
+            "{stage}"
+        );
         assert_eq!(prop(s, ids::LOG_GROUP, "RetentionInDays"), 365);
         assert_eq!(
             prop(s, ids::LOG_GROUP, "KmsKeyId"),
@@ -217,6 +225,19 @@ fn example_renders_a_shared_stack_and_one_stack_per_stage() {
 fn stages_share_one_template_and_differ_in_parameters() {
     let all = stacks(&example("backstage-platform.yaml"));
     let (dev, prod) = (&all[1], &all[2]);
+    // Production lifecycle: prod has its default reader, dev sets none.
+    let extra: Vec<&str> = prod
+        .template
+        .resources
+        .keys()
+        .filter(|id| !dev.template.resources.contains_key(*id))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(extra, ["DatabaseReader1"]);
+    assert_eq!(
+        dev.template.resources.len() + 1,
+        prod.template.resources.len()
+    );
     let mut differ = Vec::new();
     for (id, r) in &dev.template.resources {
         if r != res(prod, id) {
@@ -526,6 +547,134 @@ fn database_is_encrypted_and_reachable_only_from_the_service() {
         if text.contains("0.0.0.0/0") {
             assert!(!text.contains("5432") && !text.contains("7007"), "{text}");
         }
+    }
+}
+
+#[test]
+fn database_accepts_tls_connections_only_and_backstage_connects_with_tls() {
+    use stage_ids::*;
+    for s in &stacks(&example("backstage-platform.yaml"))[1..] {
+        let group = res(s, DATABASE_CLUSTER_PARAMETER_GROUP);
+        assert_eq!(group.kind, "AWS::RDS::DBClusterParameterGroup");
+        assert_eq!(
+            group.properties["Parameters"],
+            json!({ "rds.force_ssl": "1" })
+        );
+        // The family matches the cluster's engine and major version.
+        let version = prop(s, DATABASE_CLUSTER, "EngineVersion").as_str().unwrap();
+        let major = version.split('.').next().unwrap();
+        assert_eq!(
+            group.properties["Family"],
+            json!(format!(
+                "{}{major}",
+                prop(s, DATABASE_CLUSTER, "Engine").as_str().unwrap()
+            ))
+        );
+        assert_eq!(group.properties["Family"], json!("aurora-postgresql17"));
+        assert!(group.properties["Description"].to_string().contains("TLS"));
+        assert_eq!(
+            prop(s, DATABASE_CLUSTER, "DBClusterParameterGroupName"),
+            &fns::ref_(DATABASE_CLUSTER_PARAMETER_GROUP)
+        );
+        // Backstage's pg client: TLS, without verifying against Node's
+        // CAs (which lack the RDS CAs).
+        let env = &prop(s, TASK_DEFINITION, "ContainerDefinitions")[0]["Environment"];
+        let mode: Vec<&Value> = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["Name"] == "PGSSLMODE")
+            .map(|e| &e["Value"])
+            .collect();
+        assert_eq!(mode, [&json!("no-verify")]);
+    }
+}
+
+/// The stage stack `stage` of `HEAD` + `PLATFORM` edited, with `lifecycle`.
+fn stage_of(lifecycle: Option<&str>, extra: &str, stage: &str) -> StackDefinition {
+    let head = match lifecycle {
+        Some(l) => format!("{HEAD}    lifecycle: {l}\n"),
+        None => HEAD.to_owned(),
+    };
+    let text = format!(
+        "{head}{extra}{}",
+        PLATFORM.replacen("- name: prod", &format!("- name: prod{stage}"), 1)
+    );
+    let file = parse_str(&text, "t").unwrap();
+    assert!(errors(&file).is_empty(), "{}", errors(&file));
+    stacks(&file).remove(2)
+}
+
+fn readers(s: &StackDefinition) -> Vec<&str> {
+    s.template
+        .resources
+        .iter()
+        .filter(|(id, r)| r.kind == "AWS::RDS::DBInstance" && *id != stage_ids::DATABASE_INSTANCE)
+        .map(|(id, _)| id.as_str())
+        .collect()
+}
+
+#[test]
+fn production_gets_a_reader_in_a_second_zone_and_others_one_writer() {
+    use stage_ids::*;
+    let az = |i: u32| fns::select(i, fns::get_azs());
+    let s = stage_of(Some("production"), "", "");
+    assert_eq!(readers(&s), ["DatabaseReader1"]);
+    let (writer, reader) = (res(&s, DATABASE_INSTANCE), res(&s, "DatabaseReader1"));
+    assert_eq!(writer.properties["AvailabilityZone"], az(0));
+    assert_eq!(writer.properties["PromotionTier"], json!(0));
+    assert_eq!(reader.properties["AvailabilityZone"], az(1));
+    assert_eq!(reader.properties["PromotionTier"], json!(1));
+    // The first instance of a cluster is its writer.
+    assert!(reader.depends_on.contains(DATABASE_INSTANCE));
+    // Otherwise the same instance: class, engine, cluster, monitoring.
+    for (k, v) in &writer.properties {
+        if k != "AvailabilityZone" && k != "PromotionTier" {
+            assert_eq!(&reader.properties[k], v, "{k}");
+        }
+    }
+    assert_eq!(reader.properties.len(), writer.properties.len());
+    assert!(s.template.dangling_references().is_empty());
+
+    // Other lifecycles: one writer (still in the first zone).
+    for lifecycle in [None, Some("experimental")] {
+        let s = stage_of(lifecycle, "", "");
+        assert!(readers(&s).is_empty(), "{lifecycle:?}");
+        assert_eq!(
+            res(&s, DATABASE_INSTANCE).properties["AvailabilityZone"],
+            az(0)
+        );
+    }
+    // Per-stage override both ways; readers spread over the three zones.
+    let s = stage_of(
+        Some("production"),
+        "",
+        "\n          database: { readers: 0 }",
+    );
+    assert!(readers(&s).is_empty());
+    let s = stage_of(None, "", "\n          database: { readers: 3 }");
+    assert_eq!(
+        readers(&s),
+        ["DatabaseReader1", "DatabaseReader2", "DatabaseReader3"]
+    );
+    for (n, zone) in [(1, 1), (2, 2), (3, 0)] {
+        let r = res(&s, &database_reader(n));
+        assert_eq!(r.properties["AvailabilityZone"], az(zone), "reader {n}");
+        assert_eq!(r.properties["PromotionTier"], json!(1));
+    }
+    // An existing VPC's zones are unknown to the template: Aurora places
+    // the instances.
+    let s = stage_of(
+        Some("production"),
+        "    vpc: { mode: existing, id: vpc-0a1b2c3d, privateSubnetIds: [subnet-0a, subnet-0b], publicSubnetIds: [subnet-1a, subnet-1b] }\n",
+        "",
+    );
+    assert_eq!(readers(&s), ["DatabaseReader1"]);
+    for id in [DATABASE_INSTANCE, "DatabaseReader1"] {
+        assert!(
+            !res(&s, id).properties.contains_key("AvailabilityZone"),
+            "{id}"
+        );
     }
 }
 
@@ -1012,6 +1161,15 @@ fn each_validation_path_names_the_field_the_value_and_what_is_allowed() {
             "maximum capacity (2 ACUs) must be at least the minimum (3 ACUs)",
         ),
         (
+            platform_with(
+                "- name: prod",
+                "- name: prod\n          database: { readers: 16 }",
+            ),
+            "providers[0].platform.stages[1].database.readers",
+            Some("16".into()),
+            "at most 15 readers",
+        ),
+        (
             platform_with("domain:", "healthCheckPath: health\n      domain:"),
             "providers[0].platform.healthCheckPath",
             Some("health".into()),
@@ -1110,6 +1268,14 @@ fn valid_edges_pass_validation() {
         (
             "- name: prod",
             "- name: prod\n          database: { minCapacity: 1.5, maxCapacity: 1.5 }",
+        ),
+        (
+            "- name: prod",
+            "- name: prod\n          database: { readers: 15 }",
+        ),
+        (
+            "- name: prod",
+            "- name: prod\n          database: { readers: 0 }",
         ),
         ("- name: prod", "- name: a2345678901234567890"),
         (
@@ -1269,6 +1435,7 @@ fn validation_names_and_rendering_never_panic_on_odd_input() {
             s.database = Some(DatabaseSpec {
                 min_capacity: Some(Acu(f64::NAN)),
                 max_capacity: Some(Acu(f64::NEG_INFINITY)),
+                readers: Some(u32::MAX),
             });
         }
     }

@@ -37,16 +37,28 @@
 //! version (`Fn::GetAtt … LatestVersionNumber`) changes, which makes
 //! CloudFormation apply the group's `UpdatePolicy`:
 //! `AutoScalingRollingUpdate` with `MinInstancesInService` = ⌈desired ×
-//! `minHealthyPercentage` / 100⌉ and `MaxBatchSize` = `maxSize` − that
-//! (at least 1, at most desired), so the group launches new instances
-//! before it terminates old ones and never has fewer than that many in
-//! service. Batches advance after the health check grace period, or, with
-//! `rollout.healthSignals`, when every new instance has signalled that it
-//! answers its health check (a failed or missing signal rolls the update
-//! back to the previous launch template version). A rolling update was
-//! chosen over instance refresh because CloudFormation runs it inside the
-//! stack update: the apply ends when the replacement has, and a failed
+//! `minHealthyPercentage` / 100⌉ and `MaxBatchSize` = desired − that (at
+//! least 1): a batch never takes out more old instances than the share
+//! allows, even while the new ones are still starting. At 100% the batch
+//! is 1 and CloudFormation launches its replacement before it terminates
+//! an old instance, which needs `maxSize` above `MinInstancesInService`
+//! (AWS requires `MinInstancesInService` < `MaxSize`; validation checks
+//! it). Without `rollout.healthSignals` CloudFormation waits `PauseTime`
+//! (the health check grace period) after each batch and the load
+//! balancer's health checks (`HealthCheckType: ELB`) decide which
+//! instances get traffic; with it (and images declared `cfnBootstrap`),
+//! each batch waits until every new instance has signalled that it answers
+//! its health check (a failed or missing signal rolls the update back to
+//! the previous launch template version). A rolling update was chosen over
+//! instance refresh because CloudFormation runs it inside the stack
+//! update: the apply ends when the replacement has, and a failed
 //! replacement rolls the stack back.
+//!
+//! **Start-up order.** Instances reach AWS APIs (SSM, CloudWatch,
+//! CloudFormation for `cfn-signal`) through the NAT gateway, so in a new
+//! VPC the groups depend on the private subnets' NAT routes, their route
+//! table associations and the NAT gateways: no instance boots before its
+//! way out exists (an existing VPC's routes are the user's).
 //!
 //! **Emulator.** moto runs these stacks (launch templates, groups, ELBv2,
 //! security groups, instance profiles) but replaces a group on update
@@ -317,6 +329,8 @@ pub struct RoleSettings<'a> {
     pub volume_gib: u32,
     /// Root device name.
     pub device: &'a str,
+    /// Whether the image declares the CloudFormation helper scripts.
+    pub cfn_bootstrap: bool,
 }
 
 /// Group sizes after defaults: `(min, desired, max)`, with desired at
@@ -355,6 +369,7 @@ impl<'a> RoleSettings<'a> {
                 .unwrap_or(DEFAULT_HEALTH_CHECK_PATH),
             volume_gib: r.root_volume_size.unwrap_or(DEFAULT_ROOT_VOLUME_GIB),
             device: r.root_device_name.as_deref().unwrap_or(DEFAULT_ROOT_DEVICE),
+            cfn_bootstrap: r.cfn_bootstrap.unwrap_or(false),
         })
     }
 }
@@ -366,10 +381,14 @@ pub fn min_in_service(desired: u32, percent: u32) -> u32 {
     u32::try_from(n).unwrap_or(desired)
 }
 
-/// `MaxBatchSize` of a rolling replacement: the room above
-/// `MinInstancesInService` up to `max`, at least 1 and at most `desired`.
-pub fn max_batch(desired: u32, max: u32, in_service: u32) -> u32 {
-    max.saturating_sub(in_service).min(desired).max(1)
+/// `MaxBatchSize` of a rolling replacement: the old instances that may be
+/// out of service at once, `desired` − `MinInstancesInService`, and at
+/// least 1 (at 100% CloudFormation launches the one replacement first,
+/// within `MaxSize`). A batch larger than that would make CloudFormation
+/// count new, still starting instances towards `MinInstancesInService`.
+/// <https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-updatepolicy.html>
+pub fn max_batch(desired: u32, in_service: u32) -> u32 {
+    desired.saturating_sub(in_service).max(1)
 }
 
 /// The `vmImage` section after defaults.
@@ -393,7 +412,8 @@ pub struct Settings<'a> {
     pub deletion_protection: bool,
     /// Share of desired instances kept in service during a replacement.
     pub min_healthy_percentage: u32,
-    /// Whether new instances signal their health.
+    /// Whether new instances signal their health (`rollout.healthSignals`;
+    /// a role signals only if its image also declares `cfnBootstrap`).
     pub health_signals: bool,
 }
 
@@ -429,6 +449,13 @@ impl<'a> Settings<'a> {
             Role::Frontend => &self.frontend,
             Role::Backend => &self.backend,
         }
+    }
+
+    /// Whether `role`'s instances send `cfn-signal`: signals asked for and
+    /// the image declared to have the helper scripts (validation refuses
+    /// the one without the other).
+    pub fn signals(&self, role: Role) -> bool {
+        self.health_signals && self.role(role).cfn_bootstrap
     }
 
     /// Port and protocol of the backend listener.
@@ -739,6 +766,18 @@ fn validate_role(
             format!("{path}.healthCheckGracePeriod"),
             Some(&grace.to_string()),
             format!("with rollout.healthSignals an instance has this long to boot and signal: at least {MIN_SIGNAL_GRACE_PERIOD} seconds"),
+        );
+    }
+    // cfn-signal is one of the CloudFormation helper scripts: preinstalled
+    // on Amazon Linux AMIs only, not on other distributions or optimized
+    // AMIs. Without it no signal comes and every create or rollout fails
+    // after the timeout.
+    // https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/cfn-helper-scripts-reference.html
+    if signals && r.cfn_bootstrap != Some(true) {
+        errors.push(
+            format!("{path}.cfnBootstrap"),
+            r.cfn_bootstrap.map(|b| b.to_string()).as_deref(),
+            "rollout.healthSignals makes this role's instances run `/opt/aws/bin/cfn-signal` and `curl`: add `cfnBootstrap: true` if the image has the CloudFormation helper scripts (`aws-cfn-bootstrap`; Amazon Linux AMIs ship them, other images must install them), or remove rollout.healthSignals",
         );
     }
     if r.port == Some(0) {
@@ -1417,7 +1456,7 @@ fn launch_template(t: &mut Template, spec: &ProviderSpec, s: &Settings<'_>, role
         "Monitoring": { "Enabled": true },
         "TagSpecifications": [{ "ResourceType": "volume", "Tags": tag_list }]
     });
-    if s.health_signals
+    if s.signals(role)
         && let Some(m) = data.as_object_mut()
     {
         m.insert("UserData".into(), signal_user_data(role, r));
@@ -1465,17 +1504,61 @@ fn target_group(t: &mut Template, s: &Settings<'_>, role: Role, vpc_id: &Value) 
 }
 
 /// The rolling-update policy of a role's group (see the module docs).
-fn update_policy(s: &Settings<'_>, r: &RoleSettings<'_>) -> Value {
+/// Without signals `PauseTime` is the wait after each batch; with them it
+/// is how long CloudFormation waits for the batch's signals, and
+/// `MinSuccessfulInstancesPercent` (valid only with
+/// `WaitOnResourceSignals`) asks for every one.
+/// <https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-updatepolicy.html>
+fn update_policy(s: &Settings<'_>, role: Role) -> Value {
+    let r = s.role(role);
+    let signals = s.signals(role);
     let in_service = min_in_service(r.desired, s.min_healthy_percentage);
-    json!({
-        "AutoScalingRollingUpdate": {
-            "MinInstancesInService": in_service,
-            "MaxBatchSize": max_batch(r.desired, r.max, in_service),
-            "PauseTime": format!("PT{}S", r.grace),
-            "WaitOnResourceSignals": s.health_signals,
-            "SuspendProcesses": ["AlarmNotification", "AZRebalance", "HealthCheck", "ReplaceUnhealthy", "ScheduledActions"]
+    let mut rolling = json!({
+        "MinInstancesInService": in_service,
+        "MaxBatchSize": max_batch(r.desired, in_service),
+        "PauseTime": format!("PT{}S", r.grace),
+        "WaitOnResourceSignals": signals,
+        "SuspendProcesses": ["AlarmNotification", "AZRebalance", "HealthCheck", "ReplaceUnhealthy", "ScheduledActions"]
+    });
+    if signals && let Some(m) = rolling.as_object_mut() {
+        m.insert("MinSuccessfulInstancesPercent".into(), json!(100));
+    }
+    json!({ "AutoScalingRollingUpdate": rolling })
+}
+
+/// What a group must wait for before its instances start: in a new VPC,
+/// every route to a NAT gateway (`AWS::EC2::Route` with `NatGatewayId`),
+/// the NAT gateways they name, and the subnet associations of their route
+/// tables. Read from the template, so the shared VPC builder may make one
+/// NAT gateway or one per AZ; an existing VPC adds none of these.
+fn private_route_dependencies(t: &Template) -> std::collections::BTreeSet<String> {
+    let mut deps = std::collections::BTreeSet::new();
+    let mut tables = Vec::new();
+    for (id, r) in &t.resources {
+        if r.kind != "AWS::EC2::Route" {
+            continue;
         }
-    })
+        let Some(nat) = r.properties.get("NatGatewayId") else {
+            continue;
+        };
+        deps.insert(id.clone());
+        if let Some(gw) = nat.get("Ref").and_then(Value::as_str) {
+            deps.insert(gw.to_owned());
+        }
+        if let Some(table) = r.properties.get("RouteTableId") {
+            tables.push(table.clone());
+        }
+    }
+    for (id, r) in &t.resources {
+        if r.kind == "AWS::EC2::SubnetRouteTableAssociation"
+            && r.properties
+                .get("RouteTableId")
+                .is_some_and(|table| tables.contains(table))
+        {
+            deps.insert(id.clone());
+        }
+    }
+    deps
 }
 
 fn group(t: &mut Template, spec: &ProviderSpec, s: &Settings<'_>, role: Role, subnets: &Value) {
@@ -1510,7 +1593,8 @@ fn group(t: &mut Template, spec: &ProviderSpec, s: &Settings<'_>, role: Role, su
         .property("ServiceLinkedRoleARN", autoscaling_role_arn())
         .property("MetricsCollection", json!([{ "Granularity": "1Minute" }]))
         .property("Tags", Value::Array(tags))
-        .update_policy(update_policy(s, r));
+        .update_policy(update_policy(s, role));
+    g.depends_on.extend(private_route_dependencies(t));
     if r.instance_types.len() > 1 {
         let overrides: Vec<Value> = r
             .instance_types
@@ -1534,7 +1618,7 @@ fn group(t: &mut Template, spec: &ProviderSpec, s: &Settings<'_>, role: Role, su
     } else {
         g = g.property("LaunchTemplate", spec_lt);
     }
-    if s.health_signals {
+    if s.signals(role) {
         g = g.creation_policy(json!({
             "AutoScalingCreationPolicy": { "MinSuccessfulInstancesPercent": 100 },
             "ResourceSignal": { "Count": r.desired, "Timeout": format!("PT{}S", r.grace) }

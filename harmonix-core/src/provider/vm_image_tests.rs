@@ -30,6 +30,20 @@ const MINIMAL: &str = r"    vmImage:
       loadBalancer: { certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666' }
 ";
 
+/// `MINIMAL` with both images declared to have the CloudFormation helper
+/// scripts (what `rollout.healthSignals` needs).
+fn bootstrapped() -> String {
+    MINIMAL
+        .replace(
+            "imageVersion: '1.0.0' }",
+            "imageVersion: '1.0.0', cfnBootstrap: true }",
+        )
+        .replace(
+            "imageVersion: '2.0.0' }",
+            "imageVersion: '2.0.0', cfnBootstrap: true }",
+        )
+}
+
 fn spec_with(extra: &str) -> SpecFile {
     parse_str(&format!("{HEAD}{extra}"), "test").unwrap()
 }
@@ -489,21 +503,22 @@ fn instance_roles_are_scoped_to_their_role() {
 #[test]
 fn rolling_update_keeps_the_minimum_healthy_count_in_service() {
     let s = render(&example_file());
-    // Backend: desired 3, max 6, 100% → keep 3, batches of 3.
+    // Backend: desired 3, max 6, 100% → keep 3; one at a time, each
+    // replacement launched first (within max).
     assert_eq!(
         rolling(&s, Role::Backend),
         &json!({
             "MinInstancesInService": 3,
-            "MaxBatchSize": 3,
+            "MaxBatchSize": 1,
             "PauseTime": "PT300S",
             "WaitOnResourceSignals": false,
             "SuspendProcesses": ["AlarmNotification", "AZRebalance", "HealthCheck", "ReplaceUnhealthy", "ScheduledActions"]
         })
     );
-    // Frontend: desired 2, max 4 → keep 2, batches of 2, pause = grace.
+    // Frontend: desired 2, max 4 → keep 2, batches of 1, pause = grace.
     let f = rolling(&s, Role::Frontend);
     assert_eq!(f["MinInstancesInService"], json!(2));
-    assert_eq!(f["MaxBatchSize"], json!(2));
+    assert_eq!(f["MaxBatchSize"], json!(1));
     assert_eq!(f["PauseTime"], json!("PT120S"));
     assert!(resource(&s, "FrontendGroup").creation_policy.is_none());
 
@@ -515,9 +530,97 @@ fn rolling_update_keeps_the_minimum_healthy_count_in_service() {
     let b = rolling(&s, Role::Backend);
     assert_eq!(b["MinInstancesInService"], json!(2));
     assert_eq!(b["MaxBatchSize"], json!(1));
+    // 50% of 2: 1 in service, so 1 old instance out at a time (not 2,
+    // which would leave only a starting instance in service).
     let f = rolling(&s, Role::Frontend);
     assert_eq!(f["MinInstancesInService"], json!(1));
-    assert_eq!(f["MaxBatchSize"], json!(2));
+    assert_eq!(f["MaxBatchSize"], json!(1));
+}
+
+/// A group of `desired` (min 1) and `max` under `pct`: its validation
+/// errors and, when valid, its rolling-update numbers.
+fn rollout_case(desired: u32, max: u32, pct: u32) -> (Vec<String>, Option<(u64, u64)>) {
+    let role = format!("minSize: 1, desiredSize: {desired}, maxSize: {max}");
+    let extra = format!(
+        "{}      rollout: {{ minHealthyPercentage: {pct} }}\n",
+        MINIMAL
+            .replace(
+                "imageVersion: '1.0.0' }",
+                &format!("imageVersion: '1.0.0', {role} }}")
+            )
+            .replace(
+                "imageVersion: '2.0.0' }",
+                &format!("imageVersion: '2.0.0', {role} }}")
+            )
+    );
+    let file = spec_with(&extra);
+    let errors: Vec<String> = paths(&errors_of(&VmImageProvider, &file))
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if !errors.is_empty() {
+        return (errors, None);
+    }
+    let s = render(&file);
+    let r = rolling(&s, Role::Frontend);
+    let n = |k: &str| r[k].as_u64().unwrap();
+    (
+        errors,
+        Some((n("MinInstancesInService"), n("MaxBatchSize"))),
+    )
+}
+
+#[test]
+fn rolling_batches_never_take_out_more_than_the_share_allows() {
+    // (desired, max, percent) → (MinInstancesInService, MaxBatchSize).
+    let valid = [
+        ((1, 2, 100), (1, 1)),
+        ((1, 2, 50), (1, 1)),
+        ((1, 1, 0), (0, 1)),
+        ((2, 3, 100), (2, 1)),
+        ((2, 4, 100), (2, 1)),
+        ((2, 2, 50), (1, 1)),
+        ((2, 4, 50), (1, 1)),
+        ((2, 2, 0), (0, 2)),
+        ((3, 4, 100), (3, 1)),
+        ((3, 3, 50), (2, 1)),
+        ((3, 6, 50), (2, 1)),
+        ((3, 3, 0), (0, 3)),
+        ((4, 4, 50), (2, 2)),
+    ];
+    for ((desired, max, pct), expected) in valid {
+        let (errors, numbers) = rollout_case(desired, max, pct);
+        assert!(errors.is_empty(), "{desired}/{max} {pct}%: {errors:?}");
+        let (in_service, batch) = numbers.unwrap();
+        assert_eq!((in_service, batch), expected, "{desired}/{max} {pct}%");
+        // AWS: MinInstancesInService below MaxSize; a batch takes out at
+        // most desired − in service (1 when that is 0, launched first
+        // within MaxSize).
+        assert!(in_service < u64::from(max), "{desired}/{max} {pct}%");
+        assert!(batch >= 1 && batch <= (u64::from(desired) - in_service).max(1));
+        assert!(in_service + batch <= u64::from(max).max(u64::from(desired)));
+    }
+    // Keeping every instance (or, for 1 instance, any) in service needs
+    // room for one more: validation says so instead of AWS failing the
+    // update ("MinInstancesInService must be less than the autoscaling
+    // group's MaxSize").
+    for (desired, max, pct) in [
+        (1, 1, 100),
+        (1, 1, 50),
+        (2, 2, 100),
+        (3, 3, 100),
+        (3, 3, 67),
+    ] {
+        let (errors, _) = rollout_case(desired, max, pct);
+        assert_eq!(
+            errors,
+            [
+                "providers[0].vmImage.frontend.maxSize",
+                "providers[0].vmImage.backend.maxSize"
+            ],
+            "{desired}/{max} {pct}%"
+        );
+    }
 }
 
 #[test]
@@ -535,13 +638,9 @@ fn rolling_numbers() {
             let n = min_in_service(desired, pct);
             assert!(n <= desired);
             assert!(u64::from(n) * 100 >= u64::from(desired) * u64::from(pct));
-            for max in desired.max(1)..desired + 5 {
-                let b = max_batch(desired, max, n);
-                assert!(b >= 1 && (b <= desired || desired == 0));
-                if n < max {
-                    assert!(n + b <= max.max(n + 1), "{desired} {pct} {max}");
-                }
-            }
+            let b = max_batch(desired, n);
+            assert!(b >= 1 && (b <= desired || desired == 0));
+            assert!(n + b <= desired.max(n + 1), "{desired} {pct}");
         }
     }
 }
@@ -688,12 +787,19 @@ fn minimal_section_uses_the_defaults() {
 
 #[test]
 fn health_signals_gate_the_rollout() {
-    let s = render(&spec_with(&format!(
-        "{MINIMAL}      rollout: {{ healthSignals: true, minHealthyPercentage: 50 }}\n"
-    )));
+    let file = spec_with(&format!(
+        "{}      rollout: {{ healthSignals: true, minHealthyPercentage: 50 }}\n",
+        bootstrapped()
+    ));
+    assert!(errors_of(&VmImageProvider, &file).is_empty());
+    let s = render(&file);
     for role in Role::ALL {
         let g = resource(&s, &role.group());
         assert_eq!(rolling(&s, role)["WaitOnResourceSignals"], json!(true));
+        assert_eq!(
+            rolling(&s, role)["MinSuccessfulInstancesPercent"],
+            json!(100)
+        );
         assert_eq!(rolling(&s, role)["MinInstancesInService"], json!(1));
         assert_eq!(
             g.creation_policy.as_ref().unwrap()["ResourceSignal"],
@@ -715,6 +821,189 @@ fn health_signals_gate_the_rollout() {
         assert!(user_data.contains("seq 1 31"), "{user_data}");
     }
     assert!(s.template.dangling_references().is_empty());
+}
+
+#[test]
+fn health_signals_need_images_declared_with_the_helper_scripts() {
+    let signals = "      rollout: { healthSignals: true }\n";
+    // Neither image declared: an error per role, at the field to add.
+    let errors = errors_of(&VmImageProvider, &spec_with(&format!("{MINIMAL}{signals}")));
+    assert_eq!(
+        paths(&errors),
+        [
+            "providers[0].vmImage.frontend.cfnBootstrap",
+            "providers[0].vmImage.backend.cfnBootstrap"
+        ]
+    );
+    let e = errors.iter().next().unwrap();
+    assert_eq!(e.value, None);
+    assert!(
+        e.message.contains("cfnBootstrap: true")
+            && e.message.contains("aws-cfn-bootstrap")
+            && e.message.contains("Amazon Linux"),
+        "{}",
+        e.message
+    );
+    // Declared `false`, or on one role only.
+    let one = MINIMAL.replace(
+        "imageVersion: '1.0.0' }",
+        "imageVersion: '1.0.0', cfnBootstrap: false }",
+    );
+    let one = one.replace(
+        "imageVersion: '2.0.0' }",
+        "imageVersion: '2.0.0', cfnBootstrap: true }",
+    );
+    let errors = errors_of(&VmImageProvider, &spec_with(&format!("{one}{signals}")));
+    assert_eq!(
+        paths(&errors),
+        ["providers[0].vmImage.frontend.cfnBootstrap"]
+    );
+    assert_eq!(
+        errors.iter().next().unwrap().value.as_deref(),
+        Some("false")
+    );
+    // Declared on both: valid; without signals the field changes nothing.
+    assert!(
+        errors_of(
+            &VmImageProvider,
+            &spec_with(&format!("{}{signals}", bootstrapped()))
+        )
+        .is_empty()
+    );
+    let plain = render(&spec_with(MINIMAL));
+    assert_eq!(plain.template, render(&spec_with(&bootstrapped())).template);
+    // The example that uses signals declares both images.
+    let internal = example("vm-image-internal.yaml");
+    assert!(errors_of(&VmImageProvider, &internal).is_empty());
+    let s = render(&internal);
+    for role in Role::ALL {
+        assert_eq!(rolling(&s, role)["WaitOnResourceSignals"], json!(true));
+        assert!(resource(&s, &role.group()).creation_policy.is_some());
+    }
+}
+
+#[test]
+fn without_signals_batches_wait_the_grace_period_and_elb_health_checks_decide() {
+    let s = render(&example_file());
+    for role in Role::ALL {
+        let g = resource(&s, &role.group());
+        let r = rolling(&s, role);
+        assert_eq!(r["WaitOnResourceSignals"], json!(false));
+        // Only valid with WaitOnResourceSignals.
+        assert!(r.get("MinSuccessfulInstancesPercent").is_none(), "{r}");
+        assert_eq!(
+            r["PauseTime"],
+            json!(format!("PT{}S", g.properties["HealthCheckGracePeriod"]))
+        );
+        assert_eq!(g.properties["HealthCheckType"], json!("ELB"));
+        assert!(g.creation_policy.is_none());
+        assert!(lt_data(&s, role).get("UserData").is_none());
+    }
+}
+
+#[test]
+fn groups_wait_for_the_private_routes_before_instances_start() {
+    let s = render(&example_file());
+    let routes: Vec<&str> = s
+        .template
+        .resources
+        .iter()
+        .filter(|(_, r)| r.kind == "AWS::EC2::Route" && r.properties.contains_key("NatGatewayId"))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert!(!routes.is_empty());
+    for role in Role::ALL {
+        let deps = &resource(&s, &role.group()).depends_on;
+        for id in &routes {
+            assert!(
+                deps.contains(*id),
+                "{} waits for {id}: {deps:?}",
+                role.group()
+            );
+            let nat = &resource(&s, id).properties["NatGatewayId"]["Ref"];
+            assert!(deps.contains(nat.as_str().unwrap()), "{deps:?}");
+        }
+        for n in 1..=common::AZ_COUNT {
+            assert!(
+                deps.contains(&format!("PrivateSubnet{n}RouteTableAssociation")),
+                "{deps:?}"
+            );
+            // The public side is not the instances' way out.
+            assert!(!deps.contains(&format!("PublicSubnet{n}RouteTableAssociation")));
+        }
+        assert!(!deps.contains("PublicDefaultRoute"));
+    }
+    assert!(s.template.dangling_references().is_empty());
+    // Existing VPC: no route of ours to wait for.
+    let s = render(&spec_with(&format!(
+        "    vpc: {{ mode: existing, id: vpc-0a1b2c3d, privateSubnetIds: [subnet-0a, subnet-0b], publicSubnetIds: [subnet-1a, subnet-1b] }}\n{MINIMAL}"
+    )));
+    for role in Role::ALL {
+        let deps = &resource(&s, &role.group()).depends_on;
+        assert_eq!(
+            deps.iter().map(String::as_str).collect::<Vec<_>>(),
+            [AUTOSCALING_ROLE, role_listener(role)],
+            "{deps:?}"
+        );
+    }
+}
+
+fn role_listener(role: Role) -> &'static str {
+    match role {
+        Role::Frontend => HTTPS_LISTENER,
+        Role::Backend => BACKEND_LISTENER,
+    }
+}
+
+#[test]
+fn route_dependencies_follow_one_nat_gateway_per_zone() {
+    // What the VPC builder makes with a NAT gateway per AZ: a private
+    // route table, NAT route and association per zone.
+    let mut t = Template::new("t");
+    for n in 1..=3 {
+        t.resource(
+            format!("PrivateRouteTable{n}"),
+            Resource::new("AWS::EC2::RouteTable"),
+        );
+        t.resource(
+            format!("NatGateway{n}"),
+            Resource::new("AWS::EC2::NatGateway"),
+        );
+        t.resource(
+            format!("PrivateDefaultRoute{n}"),
+            Resource::new("AWS::EC2::Route")
+                .property("RouteTableId", fns::ref_(&format!("PrivateRouteTable{n}")))
+                .property("DestinationCidrBlock", "0.0.0.0/0")
+                .property("NatGatewayId", fns::ref_(&format!("NatGateway{n}"))),
+        );
+        t.resource(
+            format!("PrivateSubnet{n}RouteTableAssociation"),
+            Resource::new("AWS::EC2::SubnetRouteTableAssociation")
+                .property("RouteTableId", fns::ref_(&format!("PrivateRouteTable{n}"))),
+        );
+        t.resource(
+            format!("PublicSubnet{n}RouteTableAssociation"),
+            Resource::new("AWS::EC2::SubnetRouteTableAssociation")
+                .property("RouteTableId", fns::ref_("PublicRouteTable")),
+        );
+    }
+    t.resource(
+        "PublicDefaultRoute",
+        Resource::new("AWS::EC2::Route")
+            .property("RouteTableId", fns::ref_("PublicRouteTable"))
+            .property("GatewayId", fns::ref_("InternetGateway")),
+    );
+    let deps = private_route_dependencies(&t);
+    let expected: std::collections::BTreeSet<String> = (1..=3)
+        .flat_map(|n| {
+            [
+                format!("NatGateway{n}"),
+                format!("PrivateDefaultRoute{n}"),
+                format!("PrivateSubnet{n}RouteTableAssociation"),
+            ]
+        })
+        .collect();
+    assert_eq!(deps, expected);
 }
 
 #[test]
@@ -1075,10 +1364,24 @@ fn each_validation_path_has_a_bad_spec() {
         (
             format!(
                 "{}      rollout: {{ healthSignals: true }}\n",
-                fe_with("healthCheckGracePeriod: 30")
+                bootstrapped().replacen(
+                    "cfnBootstrap: true }",
+                    "cfnBootstrap: true, healthCheckGracePeriod: 30 }",
+                    1
+                )
             ),
             format!("{p}.frontend.healthCheckGracePeriod"),
             Some("30"),
+        ),
+        (
+            format!(
+                "{}      rollout: {{ healthSignals: true }}\n",
+                bootstrapped()
+                    .replacen("cfnBootstrap: true", "cfnBootstrap: false", 2)
+                    .replacen("cfnBootstrap: false", "cfnBootstrap: true", 1)
+            ),
+            format!("{p}.backend.cfnBootstrap"),
+            Some("false"),
         ),
         (
             format!(
@@ -1198,7 +1501,7 @@ fn valid_edges_pass_validation() {
             "'arn:aws:iam::123456789012:server-certificate/team/web'",
         ),
         format!("{MINIMAL}      rollout: {{ minHealthyPercentage: 0 }}\n"),
-        format!("{MINIMAL}      rollout: {{ healthSignals: true }}\n"),
+        format!("{}      rollout: {{ healthSignals: true }}\n", bootstrapped()),
         MINIMAL.replace(
             "frontend: { imageId: ami-0123456789abcdef0, imageVersion: '1.0.0' }",
             "frontend: { imageId: ami-0123456789abcdef0, imageVersion: '1.0.0', minSize: 0, desiredSize: 1, maxSize: 2, port: 65535, healthCheckGracePeriod: 0, rootVolumeSize: 16384, rootDeviceName: /dev/sda1 }",

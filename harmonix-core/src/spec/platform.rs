@@ -9,7 +9,7 @@
 //!   stages:
 //!     - name: dev
 //!       imageTag: "1.5.0-rc.1"       # promotion: change one stage's tag
-//!       database: { minCapacity: 0.5, maxCapacity: 2 }
+//!       database: { minCapacity: 0.5, maxCapacity: 2, readers: 0 }
 //!     - name: prod
 //!       hostName: idp.example.com    # default: <stage>.<domain>
 //!       cpu: 2048
@@ -35,6 +35,11 @@ pub const DEFAULT_DESIRED_COUNT: u32 = 1;
 pub const DEFAULT_MIN_CAPACITY: f64 = 0.5;
 /// Aurora Serverless v2 maximum capacity (ACUs) when a stage names none.
 pub const DEFAULT_MAX_CAPACITY: f64 = 2.0;
+/// Lifecycle whose stages get a reader by default.
+pub const PRODUCTION_LIFECYCLE: &str = "production";
+/// Readers of a stage's database when it names none: one for the
+/// `production` lifecycle, none otherwise.
+pub const DEFAULT_PRODUCTION_READERS: u32 = 1;
 /// The path the load balancer probes when the spec names none (the
 /// readiness endpoint of Backstage's new backend system).
 pub const DEFAULT_HEALTH_CHECK_PATH: &str = "/.backstage/health/v1/readiness";
@@ -119,12 +124,13 @@ pub struct StageSpec {
     /// Number of Backstage tasks, 0 to 50 (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired_count: Option<u32>,
-    /// Aurora Serverless v2 capacity of the stage's database.
+    /// The stage's Aurora Serverless v2 database: capacity and readers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseSpec>,
 }
 
-/// Aurora Serverless v2 capacity, in Aurora capacity units (ACUs).
+/// The Aurora Serverless v2 database of a stage: capacity in Aurora
+/// capacity units (ACUs), and reader instances.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DatabaseSpec {
@@ -136,6 +142,13 @@ pub struct DatabaseSpec {
     /// `minCapacity` (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_capacity: Option<Acu>,
+    /// Reader instances (Aurora Replicas) besides the writer, 0 to 15, each
+    /// in another availability zone than the one before (default 1 when
+    /// the provider's `lifecycle` is `production`, else 0). Aurora fails
+    /// over to a reader when the writer or its zone fails; readers scale
+    /// with the writer, so each costs about as much as the writer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readers: Option<u32>,
 }
 
 /// A number of Aurora capacity units. Equality is exact (bitwise), so the
@@ -235,6 +248,16 @@ impl StageSpec {
             .and_then(|d| d.max_capacity)
             .map_or(DEFAULT_MAX_CAPACITY, |a| a.0)
     }
+    /// Reader instances after the default of the provider's `lifecycle`.
+    pub fn readers(&self, lifecycle: &str) -> u32 {
+        self.database.as_ref().and_then(|d| d.readers).unwrap_or(
+            if lifecycle == PRODUCTION_LIFECYCLE {
+                DEFAULT_PRODUCTION_READERS
+            } else {
+                0
+            },
+        )
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +280,8 @@ mod tests {
         assert_eq!(s.image_ref(&image), Some(ImageRef::Tag("1.0.0")));
         assert_eq!((s.cpu(), s.memory(), s.desired_count()), (1024, 2048, 1));
         assert_eq!((s.min_capacity(), s.max_capacity()), (0.5, 2.0));
+        assert_eq!(s.readers("production"), 1);
+        assert_eq!(s.readers("experimental"), 0);
 
         let s = stage(
             "name: prod\nhostName: idp.example.com\nimageTag: 1.1.0\ndatabase: { minCapacity: 1, maxCapacity: 8.5 }\n",
@@ -267,6 +292,11 @@ mod tests {
             Some(":1.1.0".into())
         );
         assert_eq!((s.min_capacity(), s.max_capacity()), (1.0, 8.5));
+        assert_eq!(s.readers("production"), 1);
+        let s = stage("name: prod\ndatabase: { readers: 0 }\n");
+        assert_eq!(s.readers("production"), 0);
+        let s = stage("name: dev\ndatabase: { readers: 2 }\n");
+        assert_eq!(s.readers("experimental"), 2);
 
         let digest = format!("sha256:{}", "a".repeat(64));
         let s = stage(&format!("name: qa\nimageDigest: {digest}\n"));

@@ -129,6 +129,14 @@ pub struct VmRoleSpec {
     /// mapped to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_device_name: Option<String>,
+    /// Whether the image has the CloudFormation helper scripts
+    /// (`aws-cfn-bootstrap`, i.e. `/opt/aws/bin/cfn-signal`) and `curl`
+    /// (default false). Amazon Linux AMIs ship them; other images (Ubuntu,
+    /// Windows, optimized AMIs such as the ECS-optimized ones, most custom
+    /// builds) have them only if the image pipeline installs them.
+    /// `rollout.healthSignals` needs it on both roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cfn_bootstrap: Option<bool>,
 }
 
 /// Whether the frontend load balancer faces the internet.
@@ -201,9 +209,11 @@ pub struct RolloutSpec {
     /// false). A user-data script polls the application on
     /// `port`/`healthCheckPath` and sends `cfn-signal`; CloudFormation
     /// waits up to the grace period for the signals and rolls the update
-    /// back if they do not come. The image needs `curl` and
-    /// `aws-cfn-bootstrap` (`/opt/aws/bin/cfn-signal`), as Amazon Linux
-    /// has. Without it, batches advance after the grace period.
+    /// back if they do not come. Both roles must declare
+    /// `cfnBootstrap: true` (their images have `curl` and
+    /// `aws-cfn-bootstrap`, as Amazon Linux has). Without it, each batch
+    /// waits the grace period and the load balancer's health checks decide
+    /// which instances get traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_signals: Option<bool>,
 }
