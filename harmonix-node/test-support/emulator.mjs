@@ -43,10 +43,46 @@ export async function startEmulator() {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+  const proxy = await startProxy(port);
+  return {
+    url: proxy.url,
+    stop: async () => {
+      await proxy.stop();
+      await new Promise((ok) => {
+        child.once('exit', ok);
+        child.kill();
+      });
+    },
+  };
+}
+
+/** `harmonix-proxy` (built by `cargo test`) in front of moto: it refuses
+ * what AWS refuses and moto accepts (an inline template over 51,200
+ * bytes). Resolves to `{ url, stop }`. */
+async function startProxy(upstream) {
+  const binary = process.env.HARMONIX_PROXY ?? join(REPO, 'target', 'debug', 'harmonix-proxy');
+  if (!existsSync(binary)) {
+    throw new Error(`${binary} not found: \`cargo test\` (or cargo build -p harmonix-tests) builds it`);
+  }
+  const child = spawn(binary, ['--upstream', String(upstream)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise((ok, fail) => {
+    let seen = '';
+    const timer = setTimeout(() => fail(new Error(`harmonix-proxy did not start: ${seen}`)), 10_000);
+    child.stdout.on('data', (chunk) => {
+      seen += chunk.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(seen);
+      if (m) {
+        clearTimeout(timer);
+        ok(m[1]);
+      }
+    });
+    child.once('exit', (code) => fail(new Error(`harmonix-proxy exited with ${code}: ${seen}`)));
+  });
   return {
     url,
     stop: () =>
       new Promise((ok) => {
+        if (child.exitCode !== null) return ok();
         child.once('exit', ok);
         child.kill();
       }),

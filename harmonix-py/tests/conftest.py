@@ -1,5 +1,7 @@
 """Fixtures: the local AWS emulator (moto, from the test venv) on a free
-loopback port, dummy credentials, and example specs."""
+loopback port behind the strict proxy (``harmonix-proxy``, built by
+``cargo test``: it refuses what AWS refuses and moto accepts, such as an
+inline template over 51,200 bytes), dummy credentials, and example specs."""
 
 from __future__ import annotations
 
@@ -41,6 +43,38 @@ def _free_port() -> int:
         return port
 
 
+class _Proxy:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str) -> None:
+        self.proc = proc
+        self.url = url
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _start_proxy(upstream: int) -> _Proxy:
+    """``harmonix-proxy`` in front of the emulator (AWS's limits on)."""
+    binary = Path(os.environ.get("HARMONIX_PROXY", REPO / "target" / "debug" / "harmonix-proxy"))
+    if not binary.exists():
+        pytest.fail(f"{binary} not found: `cargo test` (or `cargo build -p harmonix-tests`) builds it")
+    proc = subprocess.Popen(
+        [str(binary), "--upstream", str(upstream)],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    match = re.search(r"listening on (http://\S+)", line)
+    if not match:
+        proc.kill()
+        pytest.fail(f"harmonix-proxy did not start: {line!r}")
+    return _Proxy(proc, match.group(1))
+
+
 @pytest.fixture()
 def emulator() -> Iterator[str]:
     """A fresh moto server; its endpoint URL."""
@@ -66,9 +100,11 @@ def emulator() -> Iterator[str]:
                 proc.kill()
                 pytest.fail("moto_server did not answer within 30 s")
             time.sleep(0.1)
+    proxy = _start_proxy(port)
     try:
-        yield url
+        yield proxy.url
     finally:
+        proxy.stop()
         proc.terminate()
         try:
             proc.wait(timeout=10)
