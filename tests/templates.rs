@@ -186,3 +186,37 @@ fn cfn_lint_catches_a_broken_template() {
         "cfn-lint must report an error"
     );
 }
+
+/// cfn-lint's informational I3011 ("DeletionPolicy not set on stateful
+/// resource") finds nothing in any rendered template; the control template
+/// shows the check runs and fires.
+#[test]
+fn cfn_lint_finds_no_stateful_resource_without_deletion_policies() {
+    let dir = tempfile::tempdir().expect("tmp");
+    render_all(dir.path());
+    let templates = templates_in(dir.path());
+    let control = dir.path().join("control.json");
+    std::fs::write(
+        &control,
+        r#"{"AWSTemplateFormatVersion":"2010-09-09","Resources":{"T":{"Type":"AWS::DynamoDB::Table","Properties":{"BillingMode":"PAY_PER_REQUEST","AttributeDefinitions":[{"AttributeName":"id","AttributeType":"S"}],"KeySchema":[{"AttributeName":"id","KeyType":"HASH"}]}}}}"#,
+    )
+    .expect("write");
+    let run = |files: &[PathBuf]| {
+        let out = Command::new(venv_tool("cfn-lint"))
+            // `--include-checks` takes several values: `--` ends them.
+            .args(["--format", "parseable", "--include-checks", "I3011", "--"])
+            .args(files)
+            .output()
+            .expect("runs cfn-lint");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(":I3011:"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let findings = run(&templates);
+    assert!(findings.is_empty(), "{findings:#?}");
+    // One finding per missing attribute.
+    let control_findings = run(&[control]);
+    assert_eq!(control_findings.len(), 2, "{control_findings:#?}");
+}

@@ -1310,7 +1310,13 @@ fn security_groups(t: &mut Template, net: &common::Network) {
 /// has a private subnet in each of the first three).
 fn database_instance(promotion_tier: u32, az: Option<u32>) -> Resource {
     use stage_ids::{DATABASE_CLUSTER, DATABASE_MONITORING_ROLE};
+    // An Aurora instance holds no data (the cluster volume does, kept as
+    // the cluster's final snapshot) and CloudFormation's default for an
+    // instance in a cluster is Delete; said explicitly so the choice is
+    // visible (cfn-lint I3011).
+    // https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html
     let mut r = Resource::new("AWS::RDS::DBInstance")
+        .retain_policy("Delete")
         .property("DBClusterIdentifier", fns::ref_(DATABASE_CLUSTER))
         .property("DBInstanceClass", "db.serverless")
         .property("Engine", AURORA_ENGINE)
@@ -1345,7 +1351,10 @@ fn database(t: &mut Template, net: &common::Network, readers: u32, pinned: bool)
     let key = fns::get_att(ids::KMS_KEY, "Arn");
     t.resource(
         DATABASE_SECRET,
+        // Kept with the cluster's final snapshot: it holds the password
+        // the snapshot restores with, encrypted with the kept key.
         Resource::new("AWS::SecretsManager::Secret")
+            .retain_policy(common::RETAIN)
             .property("Name", common::name_sub("-database"))
             .property(
                 "Description",
@@ -1386,6 +1395,10 @@ fn database(t: &mut Template, net: &common::Network, readers: u32, pinned: bool)
     );
     t.resource(
         DATABASE_CLUSTER,
+        // A final snapshot when the stack is deleted or the cluster
+        // replaced (`destroy` turns DeletionProtection off first: a
+        // protected cluster cannot be deleted, snapshot or not).
+        // https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_DeleteCluster.html
         Resource::new("AWS::RDS::DBCluster")
             .retain_policy("Snapshot")
             .property("DBClusterIdentifier", common::name_sub(""))

@@ -167,8 +167,25 @@ pub fn environment_stack(
     }
 }
 
+/// `DeletionPolicy` and `UpdateReplacePolicy` of the resources that hold an
+/// environment's data (the audit table, the key that encrypts it, log
+/// groups, buckets, credentials): kept when the stack is deleted or the
+/// resource replaced, so neither a `destroy` nor an update that replaces
+/// one loses data. `harmonix destroy --delete-data` turns them to `Delete`
+/// first. A create that rolls back still removes them: the engine executes
+/// change sets with `RetainExceptOnCreate`.
+/// <https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html>
+/// <https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-updatereplacepolicy.html>
+pub const RETAIN: &str = "Retain";
+
 /// The customer-managed KMS key (rotation on) that encrypts the log group,
 /// the audit table and the SSM parameters, with an alias.
+///
+/// The key is retained ([`RETAIN`]): the retained table, log groups and
+/// database snapshots are encrypted with it and unreadable without it. The
+/// alias is not: a retained alias would make a re-create of the
+/// environment fail ("already exists"), and the kept key stays reachable
+/// by its id, which `destroy` lists.
 pub fn kms_key(t: &mut Template) {
     let policy = json!({
         "Version": "2012-10-17",
@@ -214,6 +231,7 @@ pub fn kms_key(t: &mut Template) {
     t.resource(
         ids::KMS_KEY,
         Resource::new("AWS::KMS::Key")
+            .retain_policy(RETAIN)
             .property("Description", name_sub(" environment key"))
             .property("EnableKeyRotation", true)
             .property("KeyPolicy", policy),
@@ -230,11 +248,13 @@ pub fn kms_key(t: &mut Template) {
     );
 }
 
-/// The environment log group, KMS-encrypted, with the spec's retention.
+/// The environment log group, KMS-encrypted, with the spec's retention;
+/// retained ([`RETAIN`]).
 pub fn log_group(t: &mut Template, spec: &ProviderSpec) {
     t.resource(
         ids::LOG_GROUP,
         Resource::new("AWS::Logs::LogGroup")
+            .retain_policy(RETAIN)
             .property(
                 "LogGroupName",
                 fns::sub("/${Prefix}/${EnvironmentName}/environment"),
@@ -249,12 +269,16 @@ pub fn log_group(t: &mut Template, spec: &ProviderSpec) {
 }
 
 /// The audit table: `id` (partition) + `createdAt` (sort), point-in-time
-/// recovery, KMS, on-demand.
+/// recovery, KMS, on-demand; retained ([`RETAIN`]) and protected from
+/// deletion by anyone, inside CloudFormation or outside it.
+/// <https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-dynamodb-table.html#cfn-dynamodb-table-deletionprotectionenabled>
 pub fn audit_table(t: &mut Template) {
     t.resource(
         ids::AUDIT_TABLE,
         Resource::new("AWS::DynamoDB::Table")
+            .retain_policy(RETAIN)
             .property("TableName", name_sub("-audit"))
+            .property("DeletionProtectionEnabled", true)
             .property("BillingMode", "PAY_PER_REQUEST")
             .property(
                 "AttributeDefinitions",
@@ -1022,11 +1046,11 @@ pub fn elb_log_delivery_principal(region: &str) -> Value {
 /// A bucket for load balancer access logs: private (owner-enforced,
 /// public access blocked), versioned, SSE-S3 (the only encryption load
 /// balancer log delivery supports), objects expiring after
-/// `retention_days`, kept when the stack is deleted. The caller adds the
-/// bucket policy for its log prefixes.
+/// `retention_days`, kept when the stack is deleted ([`RETAIN`]). The
+/// caller adds the bucket policy for its log prefixes.
 pub fn access_logs_bucket(retention_days: u32) -> Resource {
     Resource::new("AWS::S3::Bucket")
-        .retain_policy("Retain")
+        .retain_policy(RETAIN)
         .property(
             "BucketEncryption",
             json!({ "ServerSideEncryptionConfiguration": [{

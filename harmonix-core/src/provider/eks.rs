@@ -889,10 +889,11 @@ fn cluster(t: &mut Template, spec: &ProviderSpec, s: &Settings<'_>, net: &common
             .property("Tags", common::resource_tags(spec)),
     );
     // Created before the cluster so EKS writes into it: encrypted, with the
-    // environment's retention.
+    // environment's retention, kept when the stack goes.
     t.resource(
         CLUSTER_LOG_GROUP,
         Resource::new("AWS::Logs::LogGroup")
+            .retain_policy(common::RETAIN)
             .property(
                 "LogGroupName",
                 fns::sub("/aws/eks/${Prefix}-${EnvironmentName}-cluster/cluster"),

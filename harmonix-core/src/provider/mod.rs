@@ -12,6 +12,8 @@ mod ecs;
 mod eks;
 pub mod names;
 mod registry;
+#[cfg(test)]
+mod retention_tests;
 mod serverless;
 mod stack;
 #[cfg(test)]
