@@ -150,8 +150,10 @@ fn cfn_lint_reports_nothing_on_any_rendered_template() {
     let templates = templates_in(dir.path());
     assert!(templates.len() >= 9, "templates: {templates:?}");
     let out = Command::new(venv_tool("cfn-lint"))
-        .args(["--format", "parseable", "--include-checks", "I"])
+        .args(["--format", "parseable"])
         .args(&templates)
+        // Last: `--include-checks` takes every following argument.
+        .args(["--include-checks", "I"])
         .output()
         .expect("runs cfn-lint");
     let report = String::from_utf8_lossy(&out.stdout);
@@ -219,4 +221,26 @@ fn cfn_lint_finds_no_stateful_resource_without_deletion_policies() {
     // One finding per missing attribute.
     let control_findings = run(&[control]);
     assert_eq!(control_findings.len(), 2, "{control_findings:#?}");
+}
+
+#[test]
+fn cfn_lint_reports_informational_findings_as_run_above() {
+    // Proves `--include-checks I` is in effect as the check above passes
+    // it: a DynamoDB table without DeletionPolicy is I3011.
+    let dir = tempfile::tempdir().expect("tmp");
+    let t = dir.path().join("stateful.template.json");
+    std::fs::write(
+        &t,
+        r#"{"AWSTemplateFormatVersion":"2010-09-09","Resources":{"T":{"Type":"AWS::DynamoDB::Table","Properties":{"BillingMode":"PAY_PER_REQUEST","AttributeDefinitions":[{"AttributeName":"id","AttributeType":"S"}],"KeySchema":[{"AttributeName":"id","KeyType":"HASH"}]}}}}"#,
+    )
+    .expect("write");
+    let out = Command::new(venv_tool("cfn-lint"))
+        .args(["--format", "parseable"])
+        .arg(&t)
+        .args(["--include-checks", "I"])
+        .output()
+        .expect("runs cfn-lint");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code().map(|c| c & 8), Some(8), "{report}");
+    assert!(report.contains("I3011"), "{report}");
 }
