@@ -104,7 +104,13 @@ describe('engine on the emulator', () => {
     const report = await e.apply(again, { catalogPath: join(dir, 'catalog-info.yaml'), onEvent: (ev) => events.push(ev) });
     assert.equal(report.succeeded, true);
     assert.deepEqual(report.stacks.map((s) => s.outcome), ['created']);
-    assert.deepEqual(events.map((ev) => ev.event), ['locked', 'started', 'stackDone', 'finished', 'catalogWritten']);
+    // First use in this account/region: the bootstrap stack (API Gateway's
+    // logging role, an account-level setting) runs before the environment.
+    assert.deepEqual(events.map((ev) => ev.event), ['locked', 'started', 'stackDone', 'started', 'stackDone', 'finished', 'catalogWritten']);
+    assert.deepEqual(
+      events.filter((ev) => ev.event === 'started').map((ev) => ev.stack),
+      ['harmonix-bootstrap', 'opa-orders-dev-environment'],
+    );
     assert.equal(report.catalog.outcome, 'created');
     assert.equal(report.entities[0].metadata.name, 'orders-dev');
     assert.ok(existsSync(join(dir, 'catalog-info.yaml')));
@@ -155,6 +161,7 @@ describe('engine on the emulator', () => {
   test('abort stops starting new stacks; the event loop stays free', async () => {
     const e = await engine(emu.url, { concurrency: 1 });
     const specs = orders().concat(payments());
+    await e.bootstrap(specs); // the account-level stack first, as an admin would
     const plan = await e.plan(specs);
     const controller = new AbortController();
     let ticks = 0;

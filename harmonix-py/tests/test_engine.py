@@ -61,7 +61,21 @@ def test_plan_apply_noop_destroy_sync(emulator: str, tmp_path: Path) -> None:
     assert report.succeeded and report.kind == "deploy"
     assert [s.outcome for s in report.stacks] == ["created"]
     kinds = [type(ev).__name__ for ev in events]
-    assert kinds == ["Locked", "Started", "StackDone", "Finished", "CatalogWritten"], kinds
+    # First use in this account/region: the bootstrap stack (API Gateway's
+    # logging role, an account-level setting) runs before the environment.
+    assert kinds == [
+        "Locked",
+        "Started",
+        "StackDone",
+        "Started",
+        "StackDone",
+        "Finished",
+        "CatalogWritten",
+    ], kinds
+    assert [ev.stack for ev in events if isinstance(ev, harmonix.Started)] == [
+        "harmonix-bootstrap",
+        "opa-orders-dev-environment",
+    ]
     done = events[2]
     assert isinstance(done, harmonix.StackDone) and done.status == "CREATE_COMPLETE"
     assert report.catalog is not None and report.catalog.outcome == "created"
@@ -210,6 +224,7 @@ def _lock_table_empty(endpoint: str) -> bool:
 def test_ctrl_c_stops_cleanly_and_a_rerun_converges(emulator: str) -> None:
     e = engine(emulator, concurrency=1)
     specs = two_providers()
+    e.bootstrap(specs)  # the account-level stack first, as an admin would
     plan = e.plan(specs)
     started: List[str] = []
 

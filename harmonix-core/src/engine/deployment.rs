@@ -1357,6 +1357,22 @@ impl Engine {
             templates: self.templates(target, c),
             ..self.plan_options()
         };
+        // The bootstrap stack is not part of the reviewed plan: show its
+        // execution (started, progress, done or failed), not its planning
+        // or a second `finished`.
+        let forward = |e: &Event| {
+            if matches!(
+                e,
+                Event::Started { .. }
+                    | Event::ResourceProgress { .. }
+                    | Event::StackDone { .. }
+                    | Event::StackFailed { .. }
+                    | Event::Waiting { .. }
+            ) {
+                events(e);
+            }
+        };
+        let events: EventSink<'_> = &forward;
         let mut read = match state {
             Some(s) if current(s) => return Ok(false),
             Some(s) if busy_stacks(&[BOOTSTRAP_STACK], s).is_empty() => None,
