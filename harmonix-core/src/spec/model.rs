@@ -295,6 +295,15 @@ pub struct VpcSpec {
     /// Public subnet ids of an existing VPC.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub public_subnet_ids: Vec<String>,
+    /// NAT gateways of a new VPC, 1 to 3 (default: 3, one per availability
+    /// zone, for `lifecycle: production`; 1 otherwise). Each NAT gateway
+    /// lives in one zone: with one per zone, each private subnet goes out
+    /// through its own zone's and a zone outage cuts only that zone off.
+    /// Each NAT gateway is billed by the hour and needs an Elastic IP.
+    /// Not allowed with `mode: existing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3))]
+    pub nat_gateways: Option<u32>,
 }
 
 /// ECS options.
