@@ -114,7 +114,8 @@ impl Error {
                 EngineError::Timeout { .. } => codes::TIMEOUT,
                 EngineError::InvalidInput { .. } => codes::INVALID_INPUT,
                 EngineError::EksClusterUnavailable { .. }
-                | EngineError::EksAuthenticationMode { .. } => codes::PRECONDITION,
+                | EngineError::EksAuthenticationMode { .. }
+                | EngineError::EksVersionJump { .. } => codes::PRECONDITION,
                 _ => codes::AWS,
             },
             Self::Lock(LockError::Held { .. }) => codes::LOCK_HELD,

@@ -111,6 +111,26 @@ pub enum EngineError {
         /// Why it cannot be used, with what to do.
         reason: String,
     },
+    /// The spec asks for a Kubernetes version more than one minor version
+    /// above what the deployed cluster runs: EKS would refuse the update
+    /// halfway through the apply. Found before planning.
+    #[error(
+        "EKS cluster `{cluster}` in {region} runs Kubernetes {current} and the spec asks for {wanted}, but EKS updates a cluster one minor version at a time (https://docs.aws.amazon.com/eks/latest/userguide/update-cluster.html): set `eks.kubernetesVersion: \"{next}\"`{hint}, apply, and take one minor version per apply up to {wanted}"
+    )]
+    EksVersionJump {
+        /// The cluster name.
+        cluster: String,
+        /// Its region.
+        region: String,
+        /// The version it runs.
+        current: String,
+        /// The version the spec asks for.
+        wanted: String,
+        /// The next version to go to.
+        next: String,
+        /// Extra advice for the next step (e.g. extended support), or empty.
+        hint: String,
+    },
     /// An existing EKS cluster's authentication mode (`CONFIG_MAP`: the
     /// `aws-auth` ConfigMap only) does not allow the EKS access entries
     /// the stack would create: the apply would fail on them. Found before

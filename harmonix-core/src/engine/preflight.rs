@@ -42,7 +42,64 @@ pub async fn run(
             region,
             access_entries,
         } => eks_cluster(eks, name, region, access_entries, events).await,
+        Preflight::EksVersionStep {
+            name,
+            region,
+            version,
+        } => eks_version_step(eks, name, region, version).await,
     }
+}
+
+/// `major.minor` of a Kubernetes version (`1.35`, `1.35.2`, `v1.35`).
+fn minor_version(v: &str) -> Option<(u32, u32)> {
+    let mut parts = v.trim_start_matches('v').split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// A deployed cluster goes up one minor version per update: "you can
+/// update only one minor version at a time"
+/// (<https://docs.aws.amazon.com/eks/latest/userguide/update-cluster.html>);
+/// a bigger step would fail in the middle of the apply. A cluster not
+/// found passes (the stack creates it); versions that do not parse, and
+/// steps down, are left to EKS.
+async fn eks_version_step(
+    eks: &aws_sdk_eks::Client,
+    name: &str,
+    region: &str,
+    wanted: &str,
+) -> Result<(), EngineError> {
+    let resp = match eks.describe_cluster().name(name).send().await {
+        Ok(r) => r,
+        Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok(()),
+        Err(e) => return Err(EngineError::aws_in("EKS", "DescribeCluster", None, e)),
+    };
+    let Some(current) = resp.cluster().and_then(|c| c.version()) else {
+        return Ok(());
+    };
+    let (Some((cm, cn)), Some((wm, wn))) = (minor_version(current), minor_version(wanted)) else {
+        return Ok(());
+    };
+    if wm != cm || wn <= cn + 1 {
+        return Ok(());
+    }
+    let next = format!("{cm}.{}", cn + 1);
+    let hint = if crate::spec::SUPPORTED_KUBERNETES_VERSIONS.contains(&next.as_str()) {
+        String::new()
+    } else if crate::spec::EXTENDED_SUPPORT_KUBERNETES_VERSIONS.contains(&next.as_str()) {
+        format!(" with `eks.extendedSupport: true` ({next} is only in extended support)")
+    } else {
+        format!(
+            " ({next} is not offered by this Harmonix release: update the cluster with `aws eks update-cluster-version` first)"
+        )
+    };
+    Err(EngineError::EksVersionJump {
+        cluster: name.to_owned(),
+        region: region.to_owned(),
+        current: current.to_owned(),
+        wanted: wanted.to_owned(),
+        next,
+        hint,
+    })
 }
 
 /// The cluster exists and is `ACTIVE`
@@ -269,23 +326,80 @@ mod tests {
         assert_eq!(Error::from(e).code(), codes::PRECONDITION);
     }
 
+    fn step(version: &str) -> Preflight {
+        Preflight::EksVersionStep {
+            name: "shared-dev-cluster".to_owned(),
+            region: "us-east-1".to_owned(),
+            version: version.to_owned(),
+        }
+    }
+
+    async fn step_with(running: &str, wanted: &str) -> Result<(), EngineError> {
+        let mut out = cluster(ClusterStatus::Active, Some(AuthenticationMode::Api));
+        if let Some(c) = out.cluster.as_mut() {
+            c.version = Some(running.to_owned());
+        }
+        let rule = mock!(aws_sdk_eks::Client::describe_cluster).then_output(move || out.clone());
+        let eks = mock_client!(aws_sdk_eks, [&rule]);
+        run(&eks, &step(wanted), &|_: &Event| {}).await
+    }
+
+    #[tokio::test]
+    async fn a_version_jump_of_more_than_one_minor_is_refused() {
+        for (running, wanted) in [("1.35", "1.35"), ("1.35", "1.36"), ("1.36", "1.35")] {
+            assert!(
+                step_with(running, wanted).await.is_ok(),
+                "{running} -> {wanted}"
+            );
+        }
+        let e = step_with("1.33", "1.36").await.expect_err("1.33 -> 1.36");
+        assert!(
+            matches!(&e, EngineError::EksVersionJump { current, wanted, next, .. }
+                if current == "1.33" && wanted == "1.36" && next == "1.34"),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("one minor version at a time")
+                && msg.contains("`eks.kubernetesVersion: \"1.34\"`")
+                && msg.contains("extendedSupport: true"),
+            "{msg}"
+        );
+        assert_eq!(Error::from(e).code(), codes::PRECONDITION);
+        let e = step_with("1.34", "1.36").await.expect_err("1.34 -> 1.36");
+        assert!(
+            !e.to_string().contains("extendedSupport"),
+            "1.35 is standard: {e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cluster_not_created_yet_passes_the_version_check() {
+        let rule = mock!(aws_sdk_eks::Client::describe_cluster).then_error(not_found);
+        let eks = mock_client!(aws_sdk_eks, [&rule]);
+        assert!(run(&eks, &step("1.36"), &|_: &Event| {}).await.is_ok());
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    /// What EKS answers for an unknown name: HTTP 404,
+    /// ResourceNotFoundException.
+    fn not_found() -> DescribeClusterError {
+        DescribeClusterError::ResourceNotFoundException(
+            ResourceNotFoundException::builder()
+                .message("No cluster found for name: shared-dev-cluster.")
+                .meta(
+                    aws_sdk_eks::error::ErrorMetadata::builder()
+                        .code("ResourceNotFoundException")
+                        .message("No cluster found for name: shared-dev-cluster.")
+                        .build(),
+                )
+                .build(),
+        )
+    }
+
     #[tokio::test]
     async fn a_missing_cluster_is_refused_by_name() {
-        // What EKS answers for an unknown name: HTTP 404,
-        // ResourceNotFoundException.
-        let rule = mock!(aws_sdk_eks::Client::describe_cluster).then_error(|| {
-            DescribeClusterError::ResourceNotFoundException(
-                ResourceNotFoundException::builder()
-                    .message("No cluster found for name: shared-dev-cluster.")
-                    .meta(
-                        aws_sdk_eks::error::ErrorMetadata::builder()
-                            .code("ResourceNotFoundException")
-                            .message("No cluster found for name: shared-dev-cluster.")
-                            .build(),
-                    )
-                    .build(),
-            )
-        });
+        let rule = mock!(aws_sdk_eks::Client::describe_cluster).then_error(not_found);
         let eks = mock_client!(aws_sdk_eks, [&rule]);
         let e = run(&eks, &check(vec![grant()]), &|_: &Event| {})
             .await

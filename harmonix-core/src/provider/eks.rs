@@ -232,9 +232,15 @@ impl EnvironmentProvider for EksProvider {
         }]
     }
     fn preflight(&self, spec: ValidProvider<'_>) -> Vec<Preflight> {
-        let Some(existing) = Settings::of(&spec).existing else {
-            // The stack creates the cluster, with authentication mode `API`.
-            return Vec::new();
+        let s = Settings::of(&spec);
+        let Some(existing) = s.existing else {
+            // The stack creates the cluster, with authentication mode
+            // `API`; a version change must be a step EKS can take.
+            return vec![Preflight::EksVersionStep {
+                name: Names::of(&spec).cluster,
+                region: spec.region.clone(),
+                version: s.version.to_owned(),
+            }];
         };
         vec![Preflight::EksCluster {
             name: existing.name.clone(),
@@ -2822,12 +2828,15 @@ providers:
             EksProvider.preflight(p).as_slice(),
             [Preflight::EksCluster { access_entries, .. }] if access_entries.is_empty()
         ));
-        // A cluster the stack creates needs no check.
+        // A cluster the stack creates: only the version step is checked.
         let valid = crate::spec::ValidSpec::new_unchecked(example("eks-public.yaml"));
-        assert!(
-            EksProvider
-                .preflight(valid.providers().next().expect("p"))
-                .is_empty()
+        assert_eq!(
+            EksProvider.preflight(valid.providers().next().expect("p")),
+            [Preflight::EksVersionStep {
+                name: "opa-web-dev-cluster".to_owned(),
+                region: "us-west-2".to_owned(),
+                version: "1.36".to_owned(),
+            }]
         );
     }
 

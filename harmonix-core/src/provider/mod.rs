@@ -100,6 +100,18 @@ pub enum Preflight {
         /// Empty: the stack creates no access entries.
         access_entries: Vec<AccessGrant>,
     },
+    /// `eks:DescribeCluster` of a cluster the stack creates: when it
+    /// already exists, the spec's version is at most one minor version
+    /// above the running one (EKS updates one minor version at a time). A
+    /// cluster not found passes: the stack creates it.
+    EksVersionStep {
+        /// Cluster name.
+        name: String,
+        /// The cluster's region.
+        region: String,
+        /// The Kubernetes version the spec asks for, e.g. `1.36`.
+        version: String,
+    },
 }
 
 /// Kubernetes access an environment gives an IAM role on a cluster,
