@@ -462,10 +462,17 @@ async fn noop_plan_of_100_environments_costs_one_call_per_page_and_destroy() {
 }
 
 /// EKS in existing-cluster mode: the cluster is made through the EKS API
-/// (moto cannot create EKS clusters through CloudFormation); the engine
-/// confirms it is ACTIVE with `DescribeCluster` and puts its endpoint and
-/// OIDC issuer into the catalog. Without the cluster, the apply deploys
-/// the stack but fails the catalog with the cluster named.
+/// (moto cannot create EKS clusters through CloudFormation). Planning
+/// checks it first with `DescribeCluster` (the providers' pre-plan
+/// checks): without the cluster, the plan is refused naming it and nothing
+/// is created. With it, the apply confirms it is ACTIVE and puts its
+/// endpoint and OIDC issuer into the catalog.
+///
+/// The cluster is created with authentication mode `API_AND_CONFIG_MAP`,
+/// as the environment's access entry needs; moto 5.2 ignores
+/// `accessConfig` and omits it from `DescribeCluster`, which the engine
+/// lets through with a warning (a refused `CONFIG_MAP` cluster is covered
+/// with `aws-smithy-mocks` in `harmonix-core/src/engine/preflight.rs`).
 #[tokio::test]
 async fn eks_existing_cluster_is_confirmed_and_described_in_the_catalog() {
     let emu = Emulator::start();
@@ -475,19 +482,19 @@ async fn eks_existing_cluster_is_confirmed_and_described_in_the_catalog() {
     let specs = load(&repo_root().join("examples/specs/eks-existing.yaml"));
     let catalog = dir.path().join("catalog-info.yaml");
 
-    // No cluster yet: stacks deploy, the catalog step names the problem.
-    let report = engine
+    // No cluster yet: refused before any change set, naming the cluster.
+    let err = engine
         .deploy(&specs, Some(&catalog), &ignore_events)
         .await
-        .expect("apply runs");
-    assert!(report.stacks().all(|s| s.outcome == Outcome::Created));
-    assert!(!report.succeeded());
-    let why = report.catalog_error.clone().unwrap_or_default();
+        .expect_err("no cluster: refused");
+    assert_eq!(err.code(), codes::PRECONDITION, "{err}");
+    let why = err.to_string();
     assert!(
-        why.contains("DescribeCluster") && why.contains("shared-dev-cluster"),
+        why.contains("shared-dev-cluster") && why.contains("not found"),
         "{why}"
     );
-    assert!(!catalog.exists(), "no catalog from an incomplete apply");
+    assert_eq!(proxy.count("CreateChangeSet"), 0, "{:?}", proxy.counts());
+    assert!(!catalog.exists());
 
     let clients = engine
         .pool()
@@ -504,17 +511,30 @@ async fn eks_existing_cluster_is_confirmed_and_described_in_the_catalog() {
                 .subnet_ids("subnet-0123456789abcdef0")
                 .build(),
         )
+        .access_config(
+            aws_sdk_eks::types::CreateAccessConfigRequest::builder()
+                .authentication_mode(aws_sdk_eks::types::AuthenticationMode::ApiAndConfigMap)
+                .build(),
+        )
         .send()
         .await
         .expect("CreateCluster through the EKS API");
 
     proxy.reset();
+    let events = Mutex::new(Vec::new());
+    let sink = |e: &Event| events.lock().expect("events").push(e.clone());
     let report = engine
-        .deploy(&specs, Some(&catalog), &ignore_events)
+        .deploy(&specs, Some(&catalog), &sink)
         .await
         .expect("apply");
     assert!(report.succeeded(), "{report:#?}");
-    assert_eq!(proxy.count("GET /clusters"), 1, "{:?}", proxy.counts());
+    // Once before planning, once for the catalog.
+    assert_eq!(proxy.count("GET /clusters"), 2, "{:?}", proxy.counts());
+    let warned = events.lock().expect("events").iter().any(|e| {
+        matches!(e, Event::Warning { message }
+            if message.contains("shared-dev-cluster") && message.contains("no authentication mode"))
+    });
+    assert!(warned, "moto omits accessConfig: the engine says so");
     let e = &report.entities[0];
     assert_eq!(e.metadata["clusterName"], "shared-dev-cluster");
     assert_eq!(e.metadata["nodeType"], "existing");

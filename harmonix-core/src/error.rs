@@ -83,6 +83,11 @@ pub mod codes {
     pub const IO: &str = "HARMONIX_IO";
     /// The operation was cancelled.
     pub const CANCELLED: &str = "HARMONIX_CANCELLED";
+    /// Something in the target account the spec relies on but does not
+    /// create is missing or configured so that the deploy would fail (e.g.
+    /// an existing EKS cluster in authentication mode `CONFIG_MAP`); found
+    /// before planning.
+    pub const PRECONDITION: &str = "HARMONIX_PRECONDITION";
 }
 
 impl Error {
@@ -108,6 +113,9 @@ impl Error {
                 EngineError::StackNotReady { .. } => codes::STACK_NOT_READY,
                 EngineError::Timeout { .. } => codes::TIMEOUT,
                 EngineError::InvalidInput { .. } => codes::INVALID_INPUT,
+                EngineError::EksClusterUnavailable { .. }
+                | EngineError::EksAuthenticationMode { .. }
+                | EngineError::EksVersionJump { .. } => codes::PRECONDITION,
                 _ => codes::AWS,
             },
             Self::Lock(LockError::Held { .. }) => codes::LOCK_HELD,

@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'HARMONIX_CATALOG'
   | 'HARMONIX_IO'
   | 'HARMONIX_CANCELLED'
+  | 'HARMONIX_PRECONDITION'
   | 'HARMONIX_INTERNAL';
 
 /** One problem in a spec, located by its field path. */

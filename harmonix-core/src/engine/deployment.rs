@@ -674,6 +674,16 @@ impl Engine {
             };
             let plan = match kind {
                 PlanKind::Deploy => {
+                    // What the stacks rely on but do not create, before
+                    // any change set exists.
+                    let providers: Vec<_> = g.providers.iter().map(|(_, p)| *p).collect();
+                    super::preflight::check_providers(
+                        &self.registry,
+                        &providers,
+                        &clients.eks,
+                        events,
+                    )
+                    .await?;
                     // One state read, then each provider rendered and
                     // decided in turn: templates of stacks without changes
                     // are dropped as soon as they are hashed.

@@ -99,6 +99,102 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+    /// An existing EKS cluster the spec attaches to cannot be used: not
+    /// found in the target account and region, or not `ACTIVE`. Found
+    /// before planning; nothing was changed.
+    #[error("EKS cluster `{cluster}` in {region}: {reason}")]
+    EksClusterUnavailable {
+        /// The cluster name.
+        cluster: String,
+        /// Its region.
+        region: String,
+        /// Why it cannot be used, with what to do.
+        reason: String,
+    },
+    /// The spec asks for a Kubernetes version more than one minor version
+    /// above what the deployed cluster runs: EKS would refuse the update
+    /// halfway through the apply. Found before planning.
+    #[error(
+        "EKS cluster `{cluster}` in {region} runs Kubernetes {current} and the spec asks for {wanted}, but EKS updates a cluster one minor version at a time (https://docs.aws.amazon.com/eks/latest/userguide/update-cluster.html): set `eks.kubernetesVersion: \"{next}\"`{hint}, apply, and take one minor version per apply up to {wanted}"
+    )]
+    EksVersionJump {
+        /// The cluster name.
+        cluster: String,
+        /// Its region.
+        region: String,
+        /// The version it runs.
+        current: String,
+        /// The version the spec asks for.
+        wanted: String,
+        /// The next version to go to.
+        next: String,
+        /// Extra advice for the next step (e.g. extended support), or empty.
+        hint: String,
+    },
+    /// An existing EKS cluster's authentication mode (`CONFIG_MAP`: the
+    /// `aws-auth` ConfigMap only) does not allow the EKS access entries
+    /// the stack would create: the apply would fail on them. Found before
+    /// planning; nothing was changed.
+    #[error("{}", eks_authentication_mode_message(cluster, region, mode, grants))]
+    EksAuthenticationMode {
+        /// The cluster name.
+        cluster: String,
+        /// Its region.
+        region: String,
+        /// Its authentication mode, as `DescribeCluster` reports it.
+        mode: String,
+        /// The access the stack's access entries would give: what
+        /// `aws-auth` has to map instead.
+        grants: Vec<crate::provider::AccessGrant>,
+    },
+}
+
+/// The message of [`EngineError::EksAuthenticationMode`]: both ways out,
+/// with the command and the `aws-auth` entries to add.
+///
+/// `API_AND_CONFIG_MAP` lets both methods add principals, and "Once the
+/// access entry method is enabled, it cannot be disabled"; the switch is
+/// `aws eks update-cluster-config --name my-cluster --access-config
+/// authenticationMode=API_AND_CONFIG_MAP`
+/// (<https://docs.aws.amazon.com/eks/latest/userguide/grant-k8s-access.html#set-cam>,
+/// <https://docs.aws.amazon.com/eks/latest/userguide/setting-up-access-entries.html>).
+/// `mapRoles` entries take `rolearn` (no path), `username` and `groups`,
+/// a group being one a `clusterrolebinding` names
+/// (<https://docs.aws.amazon.com/eks/latest/userguide/auth-configmap.html>).
+fn eks_authentication_mode_message(
+    cluster: &str,
+    region: &str,
+    mode: &str,
+    grants: &[crate::provider::AccessGrant],
+) -> String {
+    use std::fmt::Write as _;
+    let roles = grants
+        .iter()
+        .map(|g| format!("`{}` ({})", g.role_arn, g.access_policy))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut m = format!(
+        "EKS cluster `{cluster}` in {region} has authentication mode {mode}, but the environment gives {roles} access through EKS access entries, which need mode API or API_AND_CONFIG_MAP. Either switch the cluster to API_AND_CONFIG_MAP, which keeps every `aws-auth` mapping working (one-way: a cluster cannot go back to CONFIG_MAP), wait until it is ACTIVE again and plan again:\n  aws eks update-cluster-config --region {region} --name {cluster} --access-config authenticationMode=API_AND_CONFIG_MAP\nor keep CONFIG_MAP: set `eks.existingCluster.accessEntries: false` and add to the `mapRoles` of the `aws-auth` ConfigMap (namespace kube-system):\n"
+    );
+    for g in grants {
+        let _ = write!(
+            m,
+            "  - rolearn: {}\n    username: {}\n    groups:\n      - {}\n",
+            g.role_arn, g.username, g.group
+        );
+    }
+    let mut bound = std::collections::BTreeSet::new();
+    for g in grants {
+        if bound.insert((&g.group, &g.cluster_role)) {
+            let _ = writeln!(
+                m,
+                "and bind the group: kubectl create clusterrolebinding {} --clusterrole={} --group={}",
+                g.group, g.cluster_role, g.group
+            );
+        }
+    }
+    m.truncate(m.trim_end().len());
+    m
 }
 
 impl EngineError {

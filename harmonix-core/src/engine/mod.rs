@@ -15,6 +15,7 @@ pub mod lock;
 mod mock_support;
 pub mod outputs;
 pub mod plan;
+pub mod preflight;
 pub mod state;
 
 pub use deployment::{

@@ -35,7 +35,8 @@
 //! (shared stack first) and destroy (stages first).
 //!
 //! Every stage renders **the same template** (apart from the `Name` tags
-//! of a new VPC, and the reader instances when stages have different
+//! of a new VPC and its NAT gateways when a stage sets its own
+//! `natGateways`, and the reader instances when stages have different
 //! `database.readers`); what differs between stages is in the parameters
 //! (`EnvironmentName`, `Image`, `HostName`, task size, desired count,
 //! database capacity). Promoting a release to a stage is
@@ -115,7 +116,9 @@ use super::names::{DerivedName, NameKind, Names};
 use super::{EnvironmentProvider, StackDefinition, StackOutputs};
 use crate::catalog::{Entity, MANAGED_BY_ANNOTATION, provider_ref};
 use crate::spec::platform::{Acu, DatabaseSpec, DomainSpec, ImageSpec, PlatformSpec, StageSpec};
-use crate::spec::{ProviderKind, ProviderSpec, ResolvedVpc, ValidProvider, ValidationErrors};
+use crate::spec::{
+    ProviderKind, ProviderSpec, ResolvedVpc, ValidProvider, ValidationErrors, VpcMode, VpcSpec,
+};
 use crate::template::{Output, Parameter, Resource, Template, fns};
 
 /// Name of the Backstage container (and of the ECS service).
@@ -370,10 +373,23 @@ impl StageNames {
 }
 
 /// The spec a stage's template is built from: the provider's, named
-/// `{name}-{stage}`, so the shared blocks name the stage's resources.
-fn stage_spec(spec: &ProviderSpec, stage: &str) -> ProviderSpec {
+/// `{name}-{stage}`, so the shared blocks name the stage's resources, with
+/// the stage's own `natGateways` (when set) for its new VPC.
+fn stage_spec(spec: &ProviderSpec, stage: &StageSpec) -> ProviderSpec {
     let mut s = spec.clone();
-    s.name = format!("{}-{stage}", spec.name);
+    s.name = format!("{}-{}", spec.name, stage.name);
+    if let Some(n) = stage.nat_gateways {
+        let mut vpc = s.vpc.take().unwrap_or(VpcSpec {
+            mode: VpcMode::New,
+            cidr: None,
+            id: None,
+            private_subnet_ids: Vec::new(),
+            public_subnet_ids: Vec::new(),
+            nat_gateways: None,
+        });
+        vpc.nat_gateways = Some(n);
+        s.vpc = Some(vpc);
+    }
     s
 }
 
@@ -499,6 +515,12 @@ fn validate_platform(spec: &ProviderSpec, path: &str, errors: &mut ValidationErr
         if let Some(db) = &s.database {
             validate_capacity(db, &format!("{sp}.database"), errors);
         }
+        common::validate_nat_gateways(
+            s.nat_gateways,
+            spec.vpc_mode() == VpcMode::Existing,
+            &format!("{sp}.natGateways"),
+            errors,
+        );
     }
     validate_network(spec, path, errors);
 }
@@ -832,6 +854,7 @@ fn validate_capacity(db: &DatabaseSpec, path: &str, errors: &mut ValidationError
         memory: None,
         desired_count: None,
         database: Some(db.clone()),
+        nat_gateways: None,
     };
     let (min, max) = (stage.min_capacity(), stage.max_capacity());
     if let Some(n) = db.readers
@@ -1132,7 +1155,7 @@ fn stage_parameters(
 }
 
 fn stage_stack(spec: &ProviderSpec, p: &PlatformSpec, stage: &StageSpec) -> StackDefinition {
-    let s_spec = stage_spec(spec, &stage.name);
+    let s_spec = stage_spec(spec, stage);
     let (mut t, mut values) = common::base_template(
         "Harmonix Backstage platform stage: VPC, KMS key, log group, ECS Fargate service, Aurora PostgreSQL Serverless v2, HTTPS load balancer, DNS record",
         &s_spec,

@@ -1631,3 +1631,79 @@ fn platform_roles_use_the_resource_types_ecs_and_rds_document() {
         fns::ref_("AWS::AccountId")
     );
 }
+
+#[test]
+fn stages_get_a_nat_gateway_per_zone_in_production_unless_they_set_their_own() {
+    let nats = |file: &SpecFile| -> Vec<(String, usize)> {
+        stacks(file)
+            .iter()
+            .filter(|s| !of_type(s, "AWS::EC2::VPC").is_empty())
+            .map(|s| (s.name.clone(), of_type(s, "AWS::EC2::NatGateway").len()))
+            .collect()
+    };
+    let file = spec_with(&format!("    lifecycle: production\n{PLATFORM}"));
+    assert_eq!(
+        nats(&file),
+        [
+            ("opa-idp-dev".to_owned(), 3),
+            ("opa-idp-prod".to_owned(), 3)
+        ]
+    );
+    let file = spec_with(&format!(
+        "    lifecycle: production\n{}",
+        PLATFORM.replacen(
+            "- name: dev\n",
+            "- name: dev\n          natGateways: 1\n",
+            1
+        )
+    ));
+    assert!(errors(&file).is_empty(), "{}", errors(&file));
+    assert_eq!(
+        nats(&file),
+        [
+            ("opa-idp-dev".to_owned(), 1),
+            ("opa-idp-prod".to_owned(), 3)
+        ]
+    );
+    // The example: a production platform, so both stages.
+    assert_eq!(
+        nats(&example("backstage-platform.yaml")),
+        [
+            ("opa-idp-dev".to_owned(), 3),
+            ("opa-idp-prod".to_owned(), 3)
+        ]
+    );
+    // Other lifecycles: one, unless a stage asks for more.
+    let file = spec_with(&PLATFORM.replacen(
+        "- name: prod\n",
+        "- name: prod\n          natGateways: 2\n",
+        1,
+    ));
+    assert_eq!(
+        nats(&file),
+        [
+            ("opa-idp-dev".to_owned(), 1),
+            ("opa-idp-prod".to_owned(), 2)
+        ]
+    );
+}
+
+#[test]
+fn stage_nat_gateways_are_checked_with_their_path() {
+    let file = platform_with("- name: prod\n", "- name: prod\n          natGateways: 4\n");
+    assert_eq!(
+        paths(&errors(&file)),
+        ["providers[0].platform.stages[1].natGateways"]
+    );
+    let file = spec_with(&format!(
+        "    vpc: {{ mode: existing, id: vpc-0a1b2c3d4e5f60718, privateSubnetIds: [subnet-0a1b2c3d, subnet-0e1f2a3b], publicSubnetIds: [subnet-1a1b2c3d, subnet-1e1f2a3b] }}\n{}",
+        PLATFORM.replacen(
+            "- name: dev\n",
+            "- name: dev\n          natGateways: 1\n",
+            1
+        )
+    ));
+    let e = errors(&file);
+    assert_eq!(paths(&e), ["providers[0].platform.stages[0].natGateways"]);
+    assert!(e.iter().all(|x| x.message.contains("existing VPC")), "{e}");
+}

@@ -579,14 +579,89 @@ pub struct Network {
     pub private_subnets: Value,
     /// The public subnet ids (a list value).
     pub public_subnets: Value,
+    /// Logical ids of the private subnets' default routes through the NAT
+    /// gateways (new VPC; empty for an existing one): what must exist
+    /// before anything in a private subnet reaches the internet.
+    pub private_routes: Vec<String>,
+    /// Logical ids of the NAT gateways' Elastic IPs (new VPC; empty for an
+    /// existing one): the addresses private subnets reach the internet from.
+    pub nat_eips: Vec<String>,
 }
 
 /// Number of availability zones a new VPC spans.
 pub const AZ_COUNT: u32 = 3;
+/// Most NAT gateways a new VPC gets: one per availability zone.
+pub const MAX_NAT_GATEWAYS: u32 = AZ_COUNT;
+/// The lifecycle whose new VPCs get one NAT gateway per zone by default.
+pub const PRODUCTION_LIFECYCLE: &str = "production";
+
+/// The number of NAT gateways of `spec`'s new VPC: `vpc.natGateways`, else
+/// one per availability zone for the production lifecycle and one
+/// otherwise (clamped to 1..=3; validation refuses other values).
+///
+/// A NAT gateway is zonal: "If you have resources in multiple Availability
+/// Zones and they share one NAT gateway, and if the NAT gateway's
+/// Availability Zone is down, resources in the other Availability Zones
+/// lose internet access. To improve resiliency, create a NAT gateway in
+/// each Availability Zone"
+/// (<https://docs.aws.amazon.com/vpc/latest/userguide/nat-gateway-basics.html>).
+/// Each costs an hourly charge and an Elastic IP, so other lifecycles keep
+/// one.
+pub fn nat_gateway_count(spec: &ProviderSpec) -> u32 {
+    let default = if spec.lifecycle() == PRODUCTION_LIFECYCLE {
+        MAX_NAT_GATEWAYS
+    } else {
+        1
+    };
+    spec.vpc
+        .as_ref()
+        .and_then(|v| v.nat_gateways)
+        .unwrap_or(default)
+        .clamp(1, MAX_NAT_GATEWAYS)
+}
+
+/// `natGateways` at `path`: 1 to 3 in a new VPC; not allowed in an
+/// existing one (there is nothing to create).
+pub fn validate_nat_gateways(
+    value: Option<u32>,
+    existing_vpc: bool,
+    path: &str,
+    errors: &mut crate::spec::ValidationErrors,
+) {
+    let Some(n) = value else {
+        return;
+    };
+    if existing_vpc {
+        errors.push(
+            path,
+            Some(&n.to_string()),
+            "only allowed for a new VPC; this provider uses an existing VPC (`mode: existing`), whose routing is its own: Harmonix creates no NAT gateways there",
+        );
+    } else if !(1..=MAX_NAT_GATEWAYS).contains(&n) {
+        errors.push(
+            path,
+            Some(&n.to_string()),
+            format!(
+                "must be 1 to {MAX_NAT_GATEWAYS}: one NAT gateway for the whole VPC, or up to one per availability zone (the VPC spans {AZ_COUNT})"
+            ),
+        );
+    }
+}
+
+/// The logical id of the `n`th (1-based) of a family of per-zone
+/// resources: the first keeps the plain name, so a VPC that grows from one
+/// NAT gateway to three keeps its first gateway and routes.
+fn nth(base: &str, n: u32) -> String {
+    if n == 1 {
+        base.to_owned()
+    } else {
+        format!("{base}{n}")
+    }
+}
 
 /// The network: a new VPC across three AZs (public and private subnets,
-/// internet gateway, one NAT gateway, flow logs to the environment log
-/// group) or an existing VPC given by parameters.
+/// internet gateway, one to three NAT gateways, flow logs to the
+/// environment log group) or an existing VPC given by parameters.
 pub fn network(
     t: &mut Template,
     spec: &ProviderSpec,
@@ -649,6 +724,8 @@ pub fn network(
                 vpc_id: fns::ref_(params::VPC_ID),
                 private_subnets: fns::ref_(params::PRIVATE_SUBNET_IDS),
                 public_subnets: fns::ref_(params::PUBLIC_SUBNET_IDS),
+                private_routes: Vec::new(),
+                nat_eips: Vec::new(),
             }
         }
     }
@@ -759,12 +836,30 @@ fn new_vpc(
             .property("DestinationCidrBlock", "0.0.0.0/0")
             .property("GatewayId", fns::ref_("InternetGateway")),
     );
-    t.resource(
-        "PrivateRouteTable",
-        Resource::new("AWS::EC2::RouteTable")
-            .property("VpcId", fns::ref_(ids::VPC))
-            .property("Tags", tags("-private")),
-    );
+    // One private route table per NAT gateway; private subnet `n` routes
+    // through NAT gateway `n` when there is one per zone (with two, the
+    // third zone shares the first's).
+    let nats = nat_gateway_count(spec);
+    let nat_of = |az: u32| az % nats + 1;
+    // Load balancer subnet discovery of the AWS Load Balancer Controller
+    // (and the in-tree service controller) for EKS: "If you want to deploy
+    // load balancers to a subnet, the subnet must have the following tag":
+    // `kubernetes.io/role/elb: 1` on public subnets,
+    // `kubernetes.io/role/internal-elb: 1` on private ones
+    // (<https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html>,
+    // <https://docs.aws.amazon.com/eks/latest/userguide/network-load-balancing.html>:
+    // the controller "doesn't examine route tables, and requires the
+    // private and public tags to be present for successful auto
+    // discovery"). Only EKS reads them.
+    let kubernetes = spec.kind == crate::spec::ProviderKind::Eks;
+    let subnet_tags = |suffix: &str, role: &str| {
+        let name = json!(format!("{}{suffix}", Names::of(spec).base));
+        if kubernetes {
+            fns::tags([("Name", name), (role, json!("1"))])
+        } else {
+            fns::tags([("Name", name)])
+        }
+    };
     let mut public = Vec::new();
     let mut private = Vec::new();
     for az in 0..AZ_COUNT {
@@ -778,7 +873,10 @@ fn new_vpc(
                 .property("AvailabilityZone", fns::select(az, fns::get_azs()))
                 .property("CidrBlock", fns::ref_(&subnet_cidr_param(true, n)))
                 .property("MapPublicIpOnLaunch", false)
-                .property("Tags", tags(&format!("-public-{n}"))),
+                .property(
+                    "Tags",
+                    subnet_tags(&format!("-public-{n}"), "kubernetes.io/role/elb"),
+                ),
         );
         t.resource(
             &priv_id,
@@ -787,7 +885,10 @@ fn new_vpc(
                 .property("AvailabilityZone", fns::select(az, fns::get_azs()))
                 .property("CidrBlock", fns::ref_(&subnet_cidr_param(false, n)))
                 .property("MapPublicIpOnLaunch", false)
-                .property("Tags", tags(&format!("-private-{n}"))),
+                .property(
+                    "Tags",
+                    subnet_tags(&format!("-private-{n}"), "kubernetes.io/role/internal-elb"),
+                ),
         );
         t.resource(
             format!("PublicSubnet{n}RouteTableAssociation"),
@@ -799,35 +900,59 @@ fn new_vpc(
             format!("PrivateSubnet{n}RouteTableAssociation"),
             Resource::new("AWS::EC2::SubnetRouteTableAssociation")
                 .property("SubnetId", fns::ref_(&priv_id))
-                .property("RouteTableId", fns::ref_("PrivateRouteTable")),
+                .property(
+                    "RouteTableId",
+                    fns::ref_(&nth("PrivateRouteTable", nat_of(az))),
+                ),
         );
         public.push(fns::ref_(&pub_id));
         private.push(fns::ref_(&priv_id));
     }
-    t.resource(
-        "NatGatewayEip",
-        Resource::new("AWS::EC2::EIP")
-            .depends_on("InternetGatewayAttachment")
-            .property("Domain", "vpc")
-            .property("Tags", tags("-nat")),
-    );
-    t.resource(
-        "NatGateway",
-        Resource::new("AWS::EC2::NatGateway")
-            .property(
-                "AllocationId",
-                fns::get_att("NatGatewayEip", "AllocationId"),
-            )
-            .property("SubnetId", fns::ref_("PublicSubnet1"))
-            .property("Tags", tags("-nat")),
-    );
-    t.resource(
-        "PrivateDefaultRoute",
-        Resource::new("AWS::EC2::Route")
-            .property("RouteTableId", fns::ref_("PrivateRouteTable"))
-            .property("DestinationCidrBlock", "0.0.0.0/0")
-            .property("NatGatewayId", fns::ref_("NatGateway")),
-    );
+    let mut private_routes = Vec::new();
+    let mut nat_eips = Vec::new();
+    for k in 1..=nats {
+        let (eip, nat, table, route) = (
+            nth("NatGatewayEip", k),
+            nth("NatGateway", k),
+            nth("PrivateRouteTable", k),
+            nth("PrivateDefaultRoute", k),
+        );
+        let suffix = if k == 1 {
+            String::new()
+        } else {
+            format!("-{k}")
+        };
+        t.resource(
+            &table,
+            Resource::new("AWS::EC2::RouteTable")
+                .property("VpcId", fns::ref_(ids::VPC))
+                .property("Tags", tags(&format!("-private{suffix}"))),
+        );
+        t.resource(
+            &eip,
+            Resource::new("AWS::EC2::EIP")
+                .depends_on("InternetGatewayAttachment")
+                .property("Domain", "vpc")
+                .property("Tags", tags(&format!("-nat{suffix}"))),
+        );
+        // NAT gateway `k` in public subnet `k`: in zone `k`.
+        t.resource(
+            &nat,
+            Resource::new("AWS::EC2::NatGateway")
+                .property("AllocationId", fns::get_att(&eip, "AllocationId"))
+                .property("SubnetId", fns::ref_(&format!("PublicSubnet{k}")))
+                .property("Tags", tags(&format!("-nat{suffix}"))),
+        );
+        t.resource(
+            &route,
+            Resource::new("AWS::EC2::Route")
+                .property("RouteTableId", fns::ref_(&table))
+                .property("DestinationCidrBlock", "0.0.0.0/0")
+                .property("NatGatewayId", fns::ref_(&nat)),
+        );
+        private_routes.push(route);
+        nat_eips.push(eip);
+    }
     // VPC flow logs into the environment log group.
     t.resource(
         "FlowLogRole",
@@ -896,6 +1021,8 @@ fn new_vpc(
         vpc_id: fns::ref_(ids::VPC),
         private_subnets: Value::Array(private),
         public_subnets: Value::Array(public),
+        private_routes,
+        nat_eips,
     }
 }
 
@@ -1088,6 +1215,8 @@ pub fn access_logs_bucket(retention_days: u32) -> Resource {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -1129,6 +1258,182 @@ mod tests {
         for bad in ["", "10.0.0.1/24", "10.0.0.0/15", "10.0.0.0/30", "x/24"] {
             assert_eq!(subnet_cidrs(bad), None, "{bad}");
         }
+    }
+
+    /// The network template of a one-provider spec with `extra` fields.
+    fn network_of(kind: &str, extra: &str) -> Template {
+        let yaml = format!(
+            "providers:\n  - kind: {kind}\n    name: web-dev\n    owner: group:web\n    account: \"123456789012\"\n    region: us-west-2\n    environmentRole: arn:aws:iam::123456789012:role/opa-envprovisioning-role\n    platformRole: arn:aws:iam::111111111111:role/opa-platform-role\n    pipelineRole: arn:aws:iam::111111111111:role/opa-pipeline-role\n{extra}"
+        );
+        let file = crate::spec::parse_str(&yaml, "test").expect("parses");
+        let mut t = Template::new("t");
+        let mut values = BTreeMap::new();
+        let _ = network(&mut t, &file.providers[0], &mut values);
+        t
+    }
+
+    /// Dangling references other than to the parts `network` does not
+    /// make (the shared parameters and the log group).
+    fn dangling(t: &Template) -> Vec<String> {
+        t.dangling_references()
+            .into_iter()
+            .filter(|r| {
+                ![params::PREFIX, params::ENVIRONMENT_NAME, ids::LOG_GROUP].contains(&r.as_str())
+            })
+            .collect()
+    }
+
+    fn count(t: &Template, kind: &str) -> usize {
+        t.resources.values().filter(|r| r.kind == kind).count()
+    }
+
+    /// NAT gateway of private subnet `n`'s route table.
+    fn nat_of_private_subnet(t: &Template, n: u32) -> Value {
+        let assoc = &t.resources[&format!("PrivateSubnet{n}RouteTableAssociation")];
+        let table = assoc.properties["RouteTableId"]["Ref"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let route = t
+            .resources
+            .values()
+            .find(|r| {
+                r.kind == "AWS::EC2::Route"
+                    && r.properties["RouteTableId"] == fns::ref_(&table)
+                    && r.properties.contains_key("NatGatewayId")
+            })
+            .unwrap_or_else(|| panic!("no NAT route in {table}"));
+        route.properties["NatGatewayId"].clone()
+    }
+
+    /// Zone index (`Fn::Select` of `Fn::GetAZs`) of a NAT gateway's subnet.
+    fn zone_of_nat(t: &Template, nat: &Value) -> Value {
+        let id = nat["Ref"].as_str().unwrap_or_default();
+        let subnet = t.resources[id].properties["SubnetId"]["Ref"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        t.resources[&subnet].properties["AvailabilityZone"].clone()
+    }
+
+    #[test]
+    fn production_gets_a_nat_gateway_per_zone_routed_within_its_zone() {
+        let t = network_of("ecs", "    lifecycle: production\n");
+        assert_eq!(count(&t, "AWS::EC2::NatGateway"), 3);
+        assert_eq!(count(&t, "AWS::EC2::EIP"), 3);
+        // The public route table and one private table per NAT gateway.
+        assert_eq!(count(&t, "AWS::EC2::RouteTable"), 4);
+        let mut nats = BTreeSet::new();
+        for n in 1..=3 {
+            let nat = nat_of_private_subnet(&t, n);
+            let private = &t.resources[&format!("PrivateSubnet{n}")];
+            assert_eq!(
+                zone_of_nat(&t, &nat),
+                private.properties["AvailabilityZone"],
+                "private subnet {n} leaves through a NAT gateway of another zone"
+            );
+            nats.insert(nat.to_string());
+        }
+        assert_eq!(nats.len(), 3);
+        assert_eq!(dangling(&t), Vec::<String>::new());
+    }
+
+    #[test]
+    fn other_lifecycles_keep_one_nat_gateway_with_the_same_ids() {
+        for extra in [
+            "",
+            "    lifecycle: experimental\n",
+            "    vpc: { natGateways: 1 }\n    lifecycle: production\n",
+        ] {
+            let t = network_of("ecs", extra);
+            assert_eq!(count(&t, "AWS::EC2::NatGateway"), 1, "{extra}");
+            assert_eq!(count(&t, "AWS::EC2::EIP"), 1, "{extra}");
+            assert_eq!(count(&t, "AWS::EC2::RouteTable"), 2, "{extra}");
+            // The logical ids of a one-gateway VPC are unchanged, so
+            // existing stacks see no replacement.
+            for id in [
+                "NatGateway",
+                "NatGatewayEip",
+                "PrivateRouteTable",
+                "PrivateDefaultRoute",
+            ] {
+                assert!(t.resources.contains_key(id), "{extra}: {id}");
+            }
+            for n in 1..=3 {
+                assert_eq!(
+                    nat_of_private_subnet(&t, n),
+                    fns::ref_("NatGateway"),
+                    "{extra}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nat_gateways_overrides_the_lifecycle_default() {
+        let t = network_of("ecs", "    vpc: { natGateways: 3 }\n");
+        assert_eq!(count(&t, "AWS::EC2::NatGateway"), 3);
+        let t = network_of(
+            "ecs",
+            "    vpc: { natGateways: 2 }\n    lifecycle: production\n",
+        );
+        assert_eq!(count(&t, "AWS::EC2::NatGateway"), 2);
+        assert_eq!(count(&t, "AWS::EC2::EIP"), 2);
+        assert_eq!(nat_of_private_subnet(&t, 1), fns::ref_("NatGateway"));
+        assert_eq!(nat_of_private_subnet(&t, 2), fns::ref_("NatGateway2"));
+        // The third zone shares the first zone's gateway.
+        assert_eq!(nat_of_private_subnet(&t, 3), fns::ref_("NatGateway"));
+        assert_eq!(dangling(&t), Vec::<String>::new());
+    }
+
+    #[test]
+    fn nat_gateways_are_validated() {
+        let check = |value: Option<u32>, existing: bool| {
+            let mut errors = crate::spec::ValidationErrors::default();
+            validate_nat_gateways(value, existing, "providers[0].vpc.natGateways", &mut errors);
+            errors
+                .iter()
+                .map(|e| (e.path.clone(), e.message.clone()))
+                .collect::<Vec<_>>()
+        };
+        for ok in [None, Some(1), Some(2), Some(3)] {
+            assert_eq!(check(ok, false), [], "{ok:?}");
+        }
+        assert_eq!(check(None, true), []);
+        for bad in [0, 4, u32::MAX] {
+            let e = check(Some(bad), false);
+            assert_eq!(e.len(), 1, "{bad}");
+            assert_eq!(e[0].0, "providers[0].vpc.natGateways");
+            assert!(e[0].1.contains("1 to 3"), "{e:?}");
+        }
+        let e = check(Some(1), true);
+        assert!(e[0].1.contains("existing VPC"), "{e:?}");
+    }
+
+    #[test]
+    fn only_eks_subnets_carry_the_load_balancer_role_tags() {
+        let keys = |t: &Template, id: &str| -> Vec<String> {
+            t.resources[id].properties["Tags"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x["Key"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let eks = network_of("eks", "");
+        assert_eq!(
+            keys(&eks, "PublicSubnet2"),
+            ["Name", "kubernetes.io/role/elb"]
+        );
+        assert_eq!(
+            keys(&eks, "PrivateSubnet2"),
+            ["Name", "kubernetes.io/role/internal-elb"]
+        );
+        let ecs = network_of("ecs", "");
+        assert_eq!(keys(&ecs, "PublicSubnet2"), ["Name"]);
+        assert_eq!(keys(&ecs, "PrivateSubnet2"), ["Name"]);
     }
 
     #[test]

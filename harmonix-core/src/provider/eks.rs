@@ -8,7 +8,8 @@
 //!   group, the `AWS::EKS::Cluster` (secrets encrypted with the environment
 //!   key, all five control-plane log types into a KMS-encrypted log group
 //!   with the spec's retention, access entries only: authentication mode
-//!   `API`), the cluster-admin role with its access entry, a read-only
+//!   `API`; upgrade policy `STANDARD` unless `extendedSupport`), its IAM
+//!   OIDC provider (IAM roles for service accounts), the cluster-admin role with its access entry, a read-only
 //!   access entry for the operations role, and the compute: a Fargate
 //!   profile for `default` and `kube-system` (plus the CoreDNS add-on set to
 //!   run on Fargate) or a managed node group (IMDSv2, encrypted gp3 root
@@ -19,14 +20,17 @@
 //!   cluster, and the catalog points at the spec's `kubectlRole`. The
 //!   existing cluster's endpoint is unknown to the template, so no kubectl
 //!   Lambda is created: the platform reaches the cluster with the
-//!   `kubectlRole` directly, and the cluster must use authentication mode
-//!   `API` or `API_AND_CONFIG_MAP` for the access entry.
+//!   `kubectlRole` directly. The access entry needs the cluster's
+//!   authentication mode `API` or `API_AND_CONFIG_MAP`: `plan` checks it
+//!   first ([`Preflight::EksCluster`]) and refuses a `CONFIG_MAP` cluster
+//!   saying how to switch it or what to map in `aws-auth` instead
+//!   (`existingCluster.accessEntries: false`).
 //!
 //! Who may act on a new cluster: the cluster-admin role is trusted by the
 //! spec's platform and pipeline roles (the only external principals) and by
 //! this stack's operations, provisioning and kubectl roles, which reach it
 //! by role chaining. With a public-only endpoint, nodes and Fargate pods reach
-//! the API through the NAT gateway: a new VPC's NAT address is added to
+//! the API through the NAT gateways: a new VPC's NAT addresses are added to
 //! `publicAccessCidrs`; in an existing VPC, the spec must list the VPC's
 //! NAT addresses itself (or use `public-and-private`).
 
@@ -37,14 +41,14 @@ use serde_json::{Value, json};
 use super::common::{self, ids, outputs, params};
 use super::ecs::provider_entity;
 use super::names::{DerivedName, NameKind, Names};
-use super::{EnvironmentProvider, Lookup, StackDefinition, StackOutputs};
+use super::{AccessGrant, EnvironmentProvider, Lookup, Preflight, StackDefinition, StackOutputs};
 use crate::catalog::{EksEntityFields, Entity};
 use crate::spec::arn::RoleArn;
 use crate::spec::cidr::Ipv4Cidr;
 use crate::spec::{
-    DEFAULT_KUBERNETES_VERSION, Ec2Capacity, EksComputeKind, EndpointAccess, ExistingCluster,
-    ProviderKind, ProviderSpec, ResolvedVpc, SUPPORTED_KUBERNETES_VERSIONS, ValidProvider,
-    ValidationErrors, VpcMode, regions,
+    DEFAULT_KUBERNETES_VERSION, EXTENDED_SUPPORT_KUBERNETES_VERSIONS, Ec2Capacity, EksComputeKind,
+    EndpointAccess, ExistingCluster, ProviderKind, ProviderSpec, ResolvedVpc,
+    SUPPORTED_KUBERNETES_VERSIONS, ValidProvider, ValidationErrors, VpcMode, regions,
 };
 use crate::template::{Output, Parameter, Resource, Template, fns};
 
@@ -82,6 +86,8 @@ pub const KUBECTL_SECURITY_GROUP: &str = "KubectlSecurityGroup";
 pub const KUBECTL_INGRESS: &str = "ClusterIngressFromKubectl";
 /// Logical id of the kubectl Lambda.
 pub const KUBECTL_FUNCTION: &str = "KubectlFunction";
+/// Logical id of the cluster's IAM OIDC provider (IRSA).
+pub const OIDC_PROVIDER: &str = "OidcProvider";
 
 /// Template parameter: the Kubernetes version of a new cluster.
 pub const VERSION_PARAM: &str = "KubernetesVersion";
@@ -94,6 +100,8 @@ pub const HAS_PUBLIC_SUBNETS: &str = "HasPublicSubnets";
 pub const OUTPUT_CLUSTER_ENDPOINT: &str = "ClusterEndpoint";
 /// Output: the OIDC issuer URL (new cluster).
 pub const OUTPUT_OIDC_ISSUER: &str = "OidcIssuer";
+/// Output: the ARN of the cluster's IAM OIDC provider (new cluster).
+pub const OUTPUT_OIDC_PROVIDER_ARN: &str = "OidcProviderArn";
 /// Output: the cluster-admin role ARN.
 pub const OUTPUT_CLUSTER_ADMIN_ROLE_ARN: &str = "ClusterAdminRoleArn";
 /// Output: the kubectl Lambda ARN (private endpoint).
@@ -221,6 +229,53 @@ impl EnvironmentProvider for EksProvider {
             name: cluster_name(&spec),
         }]
     }
+    fn preflight(&self, spec: ValidProvider<'_>) -> Vec<Preflight> {
+        let s = Settings::of(&spec);
+        let Some(existing) = s.existing else {
+            // The stack creates the cluster, with authentication mode
+            // `API`; a version change must be a step EKS can take.
+            return vec![Preflight::EksVersionStep {
+                name: Names::of(&spec).cluster,
+                region: spec.region.clone(),
+                version: s.version.to_owned(),
+            }];
+        };
+        vec![Preflight::EksCluster {
+            name: existing.name.clone(),
+            region: spec.region.clone(),
+            access_entries: if uses_access_entries(existing) {
+                vec![operations_grant(&spec)]
+            } else {
+                Vec::new()
+            },
+        }]
+    }
+}
+
+/// Whether the stack gives the operations role an access entry on the
+/// existing cluster (`existingCluster.accessEntries`, default true).
+fn uses_access_entries(existing: &ExistingCluster) -> bool {
+    existing.access_entries.unwrap_or(true)
+}
+
+/// Kubernetes group an `aws-auth` mapping of the operations role uses.
+pub const AWS_AUTH_VIEW_GROUP: &str = "harmonix-view";
+
+/// The operations role's access to the cluster: `AmazonEKSViewPolicy`,
+/// cluster-wide (see [`operations_access`]); in `aws-auth` terms, a group
+/// bound to Kubernetes' user-facing `view` ClusterRole: "The permissions
+/// contained in access policies are similar to the permissions in the
+/// Kubernetes user-facing cluster roles"
+/// (<https://docs.aws.amazon.com/eks/latest/userguide/access-policy-permissions.html>).
+fn operations_grant(spec: &ProviderSpec) -> AccessGrant {
+    let names = Names::of(spec);
+    AccessGrant {
+        role_arn: common::role_arn(&spec.region, spec.account.as_str(), &names.operations_role),
+        username: names.operations_role,
+        group: AWS_AUTH_VIEW_GROUP.to_owned(),
+        cluster_role: "view".to_owned(),
+        access_policy: "AmazonEKSViewPolicy".to_owned(),
+    }
 }
 
 /// The cluster the environment uses: the existing one, or the one it
@@ -238,6 +293,8 @@ fn cluster_name(spec: &ProviderSpec) -> String {
 struct Settings<'a> {
     existing: Option<&'a ExistingCluster>,
     version: &'a str,
+    /// `extendedSupport`: upgrade policy `EXTENDED` instead of `STANDARD`.
+    extended: bool,
     access: EndpointAccess,
     cidrs: &'a [String],
     compute: EksComputeKind,
@@ -258,6 +315,7 @@ impl<'a> Settings<'a> {
             version: e
                 .and_then(|e| e.kubernetes_version.as_deref())
                 .unwrap_or(DEFAULT_KUBERNETES_VERSION),
+            extended: e.and_then(|e| e.extended_support).unwrap_or(false),
             access: e.and_then(|e| e.endpoint_access).unwrap_or_default(),
             cidrs: e.map_or(&[], |e| e.public_access_cidrs.as_slice()),
             compute: compute.map(|c| c.kind).unwrap_or_default(),
@@ -318,16 +376,7 @@ fn validate_eks(spec: &ProviderSpec, path: &str, errors: &mut ValidationErrors) 
         return;
     }
     let s = Settings::of(spec);
-    if !SUPPORTED_KUBERNETES_VERSIONS.contains(&s.version) {
-        errors.push(
-            format!("{at}.kubernetesVersion"),
-            Some(s.version),
-            format!(
-                "unsupported Kubernetes version; supported: {} (default {DEFAULT_KUBERNETES_VERSION})",
-                SUPPORTED_KUBERNETES_VERSIONS.join(", ")
-            ),
-        );
-    }
+    validate_version(&s, &at, errors);
     validate_cidrs(spec, &s, &at, errors);
     if let Some(compute) = spec.eks.as_ref().and_then(|e| e.compute.as_ref()) {
         match (compute.kind, compute.nodes.as_ref()) {
@@ -404,10 +453,67 @@ fn validate_kubectl_concurrency(s: &Settings<'_>, at: &str, errors: &mut Validat
     }
 }
 
-/// Whether the new VPC's NAT address joins `publicAccessCidrs`: with a
-/// public-only endpoint, the only way nodes and pods reach the API.
-fn nat_in_public_cidrs(spec: &ProviderSpec, s: &Settings<'_>) -> bool {
-    s.access == EndpointAccess::Public && spec.vpc_mode() == VpcMode::New
+/// `kubernetesVersion` against EKS's version lifecycle: a version in
+/// standard support, or one in extended support with `extendedSupport:
+/// true`. "Extended support allows you to stay at a specific Kubernetes
+/// version for longer at an additional cost per cluster hour"
+/// (<https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html>;
+/// $0.60 instead of $0.10 per cluster hour, <https://aws.amazon.com/eks/pricing/>),
+/// and a cluster on a version past standard support cannot have its
+/// extended support turned off: it can be disabled only for clusters in
+/// standard support
+/// (<https://docs.aws.amazon.com/eks/latest/userguide/disable-extended-support.html>),
+/// so upgrade policy `STANDARD` needs a version in standard support.
+fn validate_version(s: &Settings<'_>, at: &str, errors: &mut ValidationErrors) {
+    let field = format!("{at}.kubernetesVersion");
+    if SUPPORTED_KUBERNETES_VERSIONS.contains(&s.version) {
+        return;
+    }
+    if EXTENDED_SUPPORT_KUBERNETES_VERSIONS.contains(&s.version) {
+        if !s.extended {
+            errors.push(
+                &field,
+                Some(s.version),
+                format!(
+                    "Kubernetes {} is past EKS standard support and only in extended support, which costs six times the standard cluster-hour price: use a version in standard support ({}; default {DEFAULT_KUBERNETES_VERSION}), or set `eks.extendedSupport: true` to pay for extended support",
+                    s.version,
+                    SUPPORTED_KUBERNETES_VERSIONS.join(", ")
+                ),
+            );
+        }
+        return;
+    }
+    errors.push(
+        &field,
+        Some(s.version),
+        format!(
+            "unsupported Kubernetes version; supported: {} (EKS standard support; default {DEFAULT_KUBERNETES_VERSION}), or with `extendedSupport: true` also {} (extended support)",
+            SUPPORTED_KUBERNETES_VERSIONS.join(", "),
+            EXTENDED_SUPPORT_KUBERNETES_VERSIONS.join(", ")
+        ),
+    );
+}
+
+/// The versions the template parameter allows: standard support, plus
+/// extended support when the spec opts in.
+fn allowed_versions(s: &Settings<'_>) -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = Vec::new();
+    if s.extended {
+        v.extend_from_slice(EXTENDED_SUPPORT_KUBERNETES_VERSIONS);
+    }
+    v.extend_from_slice(SUPPORTED_KUBERNETES_VERSIONS);
+    v
+}
+
+/// How many NAT addresses join `publicAccessCidrs`: with a public-only
+/// endpoint in a new VPC, nodes and pods reach the API only through the NAT
+/// gateways, so each one's address must be allowed; none otherwise.
+fn nat_in_public_cidrs(spec: &ProviderSpec, s: &Settings<'_>) -> usize {
+    if s.access == EndpointAccess::Public && spec.vpc_mode() == VpcMode::New {
+        common::nat_gateway_count(spec) as usize
+    } else {
+        0
+    }
 }
 
 /// `publicAccessCidrs`: required with a public endpoint, refused without
@@ -438,17 +544,13 @@ fn validate_cidrs(spec: &ProviderSpec, s: &Settings<'_>, at: &str, errors: &mut 
         );
         return;
     }
-    let max = if nat_in_public_cidrs(spec, s) {
-        MAX_PUBLIC_ACCESS_CIDRS - 1
-    } else {
-        MAX_PUBLIC_ACCESS_CIDRS
-    };
+    let max = MAX_PUBLIC_ACCESS_CIDRS - nat_in_public_cidrs(spec, s);
     if s.cidrs.len() > max {
         errors.push(
             &field,
             None,
             format!(
-                "{} CIDRs given; at most {max} are allowed here (EKS accepts {MAX_PUBLIC_ACCESS_CIDRS}; with a public-only endpoint a new VPC's NAT address takes one)",
+                "{} CIDRs given; at most {max} are allowed here (EKS accepts {MAX_PUBLIC_ACCESS_CIDRS}; with a public-only endpoint each NAT gateway address of a new VPC takes one)",
                 s.cidrs.len()
             ),
         );
@@ -504,6 +606,7 @@ fn validate_existing(
     if let Some(eks) = &spec.eks {
         let unused = [
             ("kubernetesVersion", eks.kubernetes_version.is_some()),
+            ("extendedSupport", eks.extended_support.is_some()),
             ("endpointAccess", eks.endpoint_access.is_some()),
             ("publicAccessCidrs", !eks.public_access_cidrs.is_empty()),
             ("compute", eks.compute.is_some()),
@@ -765,7 +868,7 @@ fn new_cluster(
     t.parameter(
         VERSION_PARAM,
         Parameter::string("Kubernetes version of the cluster")
-            .allowed(SUPPORTED_KUBERNETES_VERSIONS.iter().copied())
+            .allowed(allowed_versions(s))
             .default_value(DEFAULT_KUBERNETES_VERSION),
     );
     values.insert(VERSION_PARAM.into(), s.version.to_owned());
@@ -935,11 +1038,13 @@ fn cluster(t: &mut Template, spec: &ProviderSpec, s: &Settings<'_>, net: &common
     });
     if s.access.public() {
         let mut cidrs: Vec<Value> = s.cidrs.iter().map(|c| json!(c)).collect();
-        if nat_in_public_cidrs(spec, s) {
+        if nat_in_public_cidrs(spec, s) > 0 {
             // Nodes and Fargate pods in the new VPC's private subnets reach
-            // a public-only endpoint through the NAT gateway: its address
-            // must be allowed too.
-            cidrs.push(fns::sub("${NatGatewayEip.PublicIp}/32"));
+            // a public-only endpoint through the NAT gateways: their
+            // addresses must be allowed too.
+            for eip in &net.nat_eips {
+                cidrs.push(fns::sub(&format!("${{{eip}.PublicIp}}/32")));
+            }
         }
         if let Some(m) = vpc_config.as_object_mut() {
             m.insert("PublicAccessCidrs".into(), Value::Array(cidrs));
@@ -975,7 +1080,44 @@ fn cluster(t: &mut Template, spec: &ProviderSpec, s: &Settings<'_>, net: &common
                     "BootstrapClusterCreatorAdminPermissions": false
                 }),
             )
+            // EKS's default is `EXTENDED`: a cluster not upgraded in time
+            // silently enters extended support and its 6x price. `STANDARD`
+            // lets EKS upgrade it at the end of standard support instead
+            // (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-eks-cluster-upgradepolicy.html).
+            .property(
+                "UpgradePolicy",
+                json!({ "SupportType": if s.extended { "EXTENDED" } else { "STANDARD" } }),
+            )
             .property("Tags", common::resource_tags(spec)),
+    );
+    oidc_provider(t, spec);
+}
+
+/// The IAM OIDC identity provider of the cluster's issuer, which IAM roles
+/// for service accounts (IRSA) need: "To use AWS Identity and Access
+/// Management (IAM) roles for service accounts, an IAM OIDC provider must
+/// exist for your cluster's OIDC issuer URL", with the audience
+/// `sts.amazonaws.com`
+/// (<https://docs.aws.amazon.com/eks/latest/userguide/enable-iam-roles-for-service-accounts.html>).
+/// No `ThumbprintList` (optional in
+/// <https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-iam-oidcprovider.html>):
+/// IAM verifies the issuer's JWKS endpoint against its library of trusted
+/// root CAs and uses thumbprints only for certificates outside it
+/// (<https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateOpenIDConnectProvider.html>);
+/// the EKS issuer's certificate is publicly trusted.
+fn oidc_provider(t: &mut Template, spec: &ProviderSpec) {
+    t.resource(
+        OIDC_PROVIDER,
+        Resource::new("AWS::IAM::OIDCProvider")
+            .property("Url", fns::get_att(CLUSTER, "OpenIdConnectIssuerUrl"))
+            .property("ClientIdList", json!(["sts.amazonaws.com"]))
+            .property("Tags", common::resource_tags(spec)),
+    );
+    t.output(
+        OUTPUT_OIDC_PROVIDER_ARN,
+        Output::new(fns::get_att(OIDC_PROVIDER, "Arn")).description(
+            "IAM OIDC provider ARN (trust principal of IAM roles for service accounts)",
+        ),
     );
 }
 
@@ -1116,9 +1258,9 @@ fn fargate(t: &mut Template, spec: &ProviderSpec, net: &common::Network) {
             json!([{ "Namespace": "default" }, { "Namespace": "kube-system" }]),
         )
         .property("Tags", common::resource_tags(spec));
-    if matches!(spec.resolved_vpc(), ResolvedVpc::New { .. }) {
-        // Pods pull images through the NAT gateway.
-        profile = profile.depends_on("PrivateDefaultRoute");
+    // Pods pull images through the NAT gateways.
+    for route in &net.private_routes {
+        profile = profile.depends_on(route);
     }
     t.resource(FARGATE_PROFILE, profile);
     t.resource(
@@ -1225,9 +1367,9 @@ fn managed_nodes(
             }),
         )
         .property("Tags", Value::Object(tags));
-    if matches!(spec.resolved_vpc(), ResolvedVpc::New { .. }) {
-        // Nodes join the cluster and pull images through the NAT gateway.
-        group = group.depends_on("PrivateDefaultRoute");
+    // Nodes join the cluster and pull images through the NAT gateways.
+    for route in &net.private_routes {
+        group = group.depends_on(route);
     }
     t.resource(NODE_GROUP, group);
 }
@@ -1408,7 +1550,9 @@ fn existing_cluster(
         operations_statements(&refs, Settings::of(spec).operations_admin),
         provisioning_statements(&refs),
     );
-    operations_access(t, spec, name.clone());
+    if uses_access_entries(existing) {
+        operations_access(t, spec, name.clone());
+    }
     common::ssm_parameter(
         t,
         spec,
@@ -1488,6 +1632,29 @@ fn eks_entity(spec: &ProviderSpec, all: &StackOutputs) -> Entity {
     );
     if !endpoint.is_empty() {
         draft.0.extra.insert("clusterEndpoint".to_owned(), endpoint);
+    }
+    if s.existing.is_none() {
+        // The stack's IAM OIDC provider; without its output, its ARN follows
+        // from the issuer: `arn:…:iam::ACCOUNT:oidc-provider/` + the issuer
+        // URL without `https://`
+        // (the trust principal in
+        // https://docs.aws.amazon.com/eks/latest/userguide/associate-service-account-role.html).
+        let derived = issuer
+            .strip_prefix("https://")
+            .map(|host_path| {
+                format!(
+                    "arn:{}:iam::{account}:oidc-provider/{host_path}",
+                    common::partition(region)
+                )
+            })
+            .unwrap_or_default();
+        let arn = common::output_or(out, OUTPUT_OIDC_PROVIDER_ARN, derived);
+        if !arn.is_empty() {
+            draft
+                .0
+                .extra
+                .insert("clusterOidcProviderArn".to_owned(), arn);
+        }
     }
     if !issuer.is_empty() {
         draft.0.extra.insert("clusterOidcIssuer".to_owned(), issuer);
@@ -1638,7 +1805,7 @@ providers:
             .filter_map(Value::as_str)
             .collect();
         assert_eq!(allowed, SUPPORTED_KUBERNETES_VERSIONS);
-        assert_eq!(s.parameters[VERSION_PARAM], "1.32");
+        assert_eq!(s.parameters[VERSION_PARAM], "1.35");
         assert_eq!(
             prop(&s, CLUSTER, "EncryptionConfig"),
             &json!([{
@@ -2445,7 +2612,10 @@ providers:
         for extra in [
             "",
             "    eks: {}\n",
-            "    eks: { kubernetesVersion: \"1.30\", endpointAccess: private }\n",
+            "    eks: { kubernetesVersion: \"1.35\", endpointAccess: private }\n",
+            "    eks: { kubernetesVersion: \"1.34\", extendedSupport: true }\n",
+            "    eks: { kubernetesVersion: \"1.36\", extendedSupport: true }\n",
+            "    vpc: { natGateways: 3 }\n    eks: { endpointAccess: public, publicAccessCidrs: [203.0.113.0/24] }\n",
             "    eks: { endpointAccess: public-and-private, publicAccessCidrs: [203.0.113.0/24, 198.51.100.7/32] }\n",
             "    eks: { compute: { type: managed-nodes, nodes: { minSize: 0, desiredSize: 0, maxSize: 450 } } }\n",
             EXISTING_VPC,
@@ -2460,7 +2630,29 @@ providers:
             (
                 "    eks: { kubernetesVersion: \"1.20\" }\n".into(),
                 &["providers[0].eks.kubernetesVersion"],
-                "1.30, 1.31",
+                "1.35, 1.36",
+            ),
+            (
+                // Past standard support: only with the extended-support opt-in.
+                "    eks: { kubernetesVersion: \"1.33\" }\n".into(),
+                &["providers[0].eks.kubernetesVersion"],
+                "`eks.extendedSupport: true`",
+            ),
+            (
+                "    eks: { kubernetesVersion: \"1.34\", extendedSupport: false }\n".into(),
+                &["providers[0].eks.kubernetesVersion"],
+                "six times",
+            ),
+            (
+                // Past extended support too.
+                "    eks: { kubernetesVersion: \"1.31\", extendedSupport: true }\n".into(),
+                &["providers[0].eks.kubernetesVersion"],
+                "1.32, 1.33, 1.34",
+            ),
+            (
+                format!("{EXISTING_VPC}    eks: {{ extendedSupport: true, existingCluster: {{ name: shared, kubectlRole: arn:aws:iam::123456789012:role/admin }} }}\n"),
+                &["providers[0].eks.extendedSupport"],
+                "not used with existingCluster",
             ),
             (
                 "    eks: { kubernetesVersion: latest }\n".into(),
@@ -2634,6 +2826,259 @@ providers:
         );
     }
 
+    #[test]
+    fn upgrade_policy_is_standard_unless_extended_support_is_chosen() {
+        let s = render(&spec_with(""));
+        assert_eq!(
+            prop(&s, CLUSTER, "UpgradePolicy"),
+            &json!({ "SupportType": "STANDARD" })
+        );
+        assert_eq!(s.parameters[VERSION_PARAM], DEFAULT_KUBERNETES_VERSION);
+        assert!(SUPPORTED_KUBERNETES_VERSIONS.contains(&DEFAULT_KUBERNETES_VERSION));
+        let allowed = |s: &StackDefinition| -> Vec<String> {
+            s.template.parameters[VERSION_PARAM]
+                .allowed_values
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(allowed(&s), SUPPORTED_KUBERNETES_VERSIONS);
+
+        let file = spec_with("    eks: { kubernetesVersion: \"1.33\", extendedSupport: true }\n");
+        assert!(errors_of(&file).is_empty(), "{}", errors_of(&file));
+        let s = render(&file);
+        assert_eq!(
+            prop(&s, CLUSTER, "UpgradePolicy"),
+            &json!({ "SupportType": "EXTENDED" })
+        );
+        assert_eq!(s.parameters[VERSION_PARAM], "1.33");
+        let v = allowed(&s);
+        assert!(
+            v.contains(&"1.33".to_owned()) && v.contains(&"1.36".to_owned()),
+            "{v:?}"
+        );
+        // The lists do not overlap: a version is in one support phase.
+        for v in EXTENDED_SUPPORT_KUBERNETES_VERSIONS {
+            assert!(!SUPPORTED_KUBERNETES_VERSIONS.contains(v), "{v}");
+        }
+    }
+
+    /// The spec schema (and the Backstage form made from it) spells the
+    /// version lists out: it must follow the constants.
+    #[test]
+    fn the_schema_describes_the_current_versions() {
+        let schema = crate::schema::spec_schema();
+        let doc = schema["$defs"]["EksSpec"]["properties"]["kubernetesVersion"]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for v in SUPPORTED_KUBERNETES_VERSIONS
+            .iter()
+            .chain(EXTENDED_SUPPORT_KUBERNETES_VERSIONS)
+        {
+            assert!(doc.contains(&format!("`{v}`")), "{v} missing from {doc:?}");
+        }
+        assert!(
+            doc.contains(&format!("default `{DEFAULT_KUBERNETES_VERSION}`")),
+            "{doc}"
+        );
+    }
+
+    #[test]
+    fn new_clusters_get_an_iam_oidc_provider_for_irsa() {
+        for name in ["eks-public.yaml", "eks-private.yaml"] {
+            let s = render(&example(name));
+            assert_eq!(resource(&s, OIDC_PROVIDER).kind, "AWS::IAM::OIDCProvider");
+            assert_eq!(
+                prop(&s, OIDC_PROVIDER, "Url"),
+                &fns::get_att(CLUSTER, "OpenIdConnectIssuerUrl")
+            );
+            assert_eq!(
+                prop(&s, OIDC_PROVIDER, "ClientIdList"),
+                &json!(["sts.amazonaws.com"])
+            );
+            assert!(
+                !resource(&s, OIDC_PROVIDER)
+                    .properties
+                    .contains_key("ThumbprintList")
+            );
+            assert_eq!(
+                s.template.outputs[OUTPUT_OIDC_PROVIDER_ARN].value,
+                fns::get_att(OIDC_PROVIDER, "Arn")
+            );
+        }
+        let s = render(&example("eks-existing.yaml"));
+        assert!(!s.template.resources.contains_key(OIDC_PROVIDER));
+        assert!(!s.template.outputs.contains_key(OUTPUT_OIDC_PROVIDER_ARN));
+    }
+
+    #[test]
+    fn the_catalog_entity_names_the_oidc_provider() {
+        let file = example("eks-public.yaml");
+        let stack = Names::of(&file.providers[0]).stack;
+        let issuer = "https://oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+        let with = |pairs: &[(&str, &str)]| {
+            let m: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            entity(&file, &StackOutputs::from([(stack.clone(), m)]))
+        };
+        // From the output, as CloudFormation reports it.
+        let arn = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+        let e = with(&[
+            (OUTPUT_OIDC_PROVIDER_ARN, arn),
+            (OUTPUT_OIDC_ISSUER, issuer),
+        ]);
+        assert_eq!(metadata(&e, "clusterOidcProviderArn"), arn);
+        // Derived from the issuer when the output is missing.
+        let e = with(&[(OUTPUT_OIDC_ISSUER, issuer)]);
+        assert_eq!(metadata(&e, "clusterOidcProviderArn"), arn);
+        // Nothing to name without either.
+        let e = with(&[]);
+        assert!(!e.metadata.contains_key("clusterOidcProviderArn"), "{e:#?}");
+    }
+
+    #[test]
+    fn existing_clusters_ask_for_the_access_entry_preflight() {
+        let file = example("eks-existing.yaml");
+        let valid = crate::spec::ValidSpec::new_unchecked(file.clone());
+        let p = valid.providers().next().expect("provider");
+        let role = "arn:aws:iam::123456789012:role/opa-shared-dev-operations-role";
+        assert_eq!(
+            EksProvider.preflight(p),
+            [Preflight::EksCluster {
+                name: "shared-dev-cluster".to_owned(),
+                region: "us-east-1".to_owned(),
+                access_entries: vec![AccessGrant {
+                    role_arn: role.to_owned(),
+                    username: "opa-shared-dev-operations-role".to_owned(),
+                    group: AWS_AUTH_VIEW_GROUP.to_owned(),
+                    cluster_role: "view".to_owned(),
+                    access_policy: "AmazonEKSViewPolicy".to_owned(),
+                }],
+            }]
+        );
+        let s = render(&file);
+        assert_eq!(
+            resource(&s, OPERATIONS_ACCESS).kind,
+            "AWS::EKS::AccessEntry"
+        );
+
+        // `accessEntries: false` (aws-auth instead): no access entry, and
+        // the check only asks for the cluster to be there and ACTIVE.
+        let mut file = file;
+        if let Some(e) = file.providers[0]
+            .eks
+            .as_mut()
+            .and_then(|e| e.existing_cluster.as_mut())
+        {
+            e.access_entries = Some(false);
+        }
+        assert!(errors_of(&file).is_empty(), "{}", errors_of(&file));
+        let s = render(&file);
+        assert!(!s.template.resources.contains_key(OPERATIONS_ACCESS));
+        assert!(
+            !s.template
+                .resources
+                .values()
+                .any(|r| r.kind == "AWS::EKS::AccessEntry")
+        );
+        let valid = crate::spec::ValidSpec::new_unchecked(file);
+        let p = valid.providers().next().expect("provider");
+        assert!(matches!(
+            EksProvider.preflight(p).as_slice(),
+            [Preflight::EksCluster { access_entries, .. }] if access_entries.is_empty()
+        ));
+        // A cluster the stack creates: only the version step is checked.
+        let valid = crate::spec::ValidSpec::new_unchecked(example("eks-public.yaml"));
+        assert_eq!(
+            EksProvider.preflight(valid.providers().next().expect("p")),
+            [Preflight::EksVersionStep {
+                name: "opa-web-dev-cluster".to_owned(),
+                region: "us-west-2".to_owned(),
+                version: "1.36".to_owned(),
+            }]
+        );
+    }
+
+    #[test]
+    fn new_vpc_subnets_are_tagged_for_load_balancers() {
+        let s = render(&example("eks-public.yaml"));
+        let tag = |id: &str, key: &str| -> Option<Value> {
+            prop(&s, id, "Tags")
+                .as_array()?
+                .iter()
+                .find(|t| t["Key"] == key)
+                .map(|t| t["Value"].clone())
+        };
+        for n in 1..=3 {
+            let (public, private) = (format!("PublicSubnet{n}"), format!("PrivateSubnet{n}"));
+            assert_eq!(tag(&public, "kubernetes.io/role/elb"), Some(json!("1")));
+            assert_eq!(
+                tag(&private, "kubernetes.io/role/internal-elb"),
+                Some(json!("1"))
+            );
+            assert_eq!(tag(&public, "kubernetes.io/role/internal-elb"), None);
+            assert_eq!(tag(&private, "kubernetes.io/role/elb"), None);
+        }
+    }
+
+    #[test]
+    fn production_clusters_wait_for_every_zones_nat_route() {
+        // eks-private is `lifecycle: production`: three NAT gateways.
+        let s = render(&example("eks-private.yaml"));
+        let routes: BTreeSet<String> = (1..=3)
+            .map(|k| common_nth("PrivateDefaultRoute", k))
+            .collect();
+        assert_eq!(resource(&s, NODE_GROUP).depends_on, routes);
+        let file = spec_with("    lifecycle: production\n");
+        let s = render(&file);
+        assert_eq!(resource(&s, FARGATE_PROFILE).depends_on, routes);
+        // In an existing VPC there is nothing of ours to wait for.
+        let s = render(&spec_with(EXISTING_VPC));
+        assert!(resource(&s, FARGATE_PROFILE).depends_on.is_empty());
+    }
+
+    #[test]
+    fn a_public_only_endpoint_allows_every_nat_address() {
+        let file = spec_with(
+            "    vpc: { natGateways: 3 }\n    eks: { endpointAccess: public, publicAccessCidrs: [203.0.113.0/24] }\n",
+        );
+        let s = render(&file);
+        assert_eq!(
+            prop(&s, CLUSTER, "ResourcesVpcConfig")["PublicAccessCidrs"],
+            json!([
+                "203.0.113.0/24",
+                fns::sub("${NatGatewayEip.PublicIp}/32"),
+                fns::sub("${NatGatewayEip2.PublicIp}/32"),
+                fns::sub("${NatGatewayEip3.PublicIp}/32")
+            ])
+        );
+        assert_eq!(s.template.dangling_references(), Vec::<String>::new());
+        // Three of the 40 are taken.
+        let cidrs: Vec<String> = (0..38).map(|i| format!("198.51.{i}.0/24")).collect();
+        let extra = format!(
+            "    vpc: {{ natGateways: 3 }}\n    eks: {{ endpointAccess: public, publicAccessCidrs: [{}] }}\n",
+            cidrs.join(", ")
+        );
+        assert_eq!(bad(&extra), ["providers[0].eks.publicAccessCidrs"]);
+        let fits = extra
+            .replace("198.51.37.0/24, ", "")
+            .replace(", 198.51.37.0/24", "");
+        assert_eq!(bad(&fits), Vec::<String>::new());
+    }
+
+    /// The logical id of the `k`th per-zone network resource.
+    fn common_nth(base: &str, k: u32) -> String {
+        if k == 1 {
+            base.to_owned()
+        } else {
+            format!("{base}{k}")
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn validate_and_names_never_panic(
@@ -2654,9 +3099,10 @@ providers:
                 ),
                 public_access_cidrs: vec![cidr],
                 compute: None,
-                existing_cluster: existing.then_some(ExistingCluster { name, kubectl_role: role }),
+                existing_cluster: existing.then_some(ExistingCluster { name, kubectl_role: role, access_entries: None }),
                 operations_cluster_admin: Some(existing),
                 kubectl_reserved_concurrency: existing.then_some(0),
+                extended_support: None,
             });
             let mut errors = ValidationErrors::default();
             EksProvider.validate(&file.providers[0], "providers[0]", &mut errors);

@@ -83,6 +83,66 @@ pub trait EnvironmentProvider: Send + Sync + std::fmt::Debug {
         let _ = spec;
         Vec::new()
     }
+
+    /// Checks of live AWS state the engine makes before planning a deploy:
+    /// what the stacks rely on but do not create, so that a target that
+    /// cannot take them is refused with a clear error before any change
+    /// set exists, instead of failing halfway through an apply. Read-only.
+    /// Default: none.
+    fn preflight(&self, spec: ValidProvider<'_>) -> Vec<Preflight> {
+        let _ = spec;
+        Vec::new()
+    }
+}
+
+/// A pre-plan check a provider asks the engine for (see
+/// [`EnvironmentProvider::preflight`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Preflight {
+    /// `eks:DescribeCluster`: the cluster exists and is `ACTIVE` and, when
+    /// the stack creates access entries on it, its authentication mode
+    /// allows them (`API` or `API_AND_CONFIG_MAP`).
+    EksCluster {
+        /// Cluster name.
+        name: String,
+        /// The cluster's region (for the commands in error messages).
+        region: String,
+        /// The access the stack's access entries give, i.e. what the
+        /// cluster's `aws-auth` ConfigMap would have to map instead.
+        /// Empty: the stack creates no access entries.
+        access_entries: Vec<AccessGrant>,
+    },
+    /// `eks:DescribeCluster` of a cluster the stack creates: when it
+    /// already exists, the spec's version is at most one minor version
+    /// above the running one (EKS updates one minor version at a time). A
+    /// cluster not found passes: the stack creates it.
+    EksVersionStep {
+        /// Cluster name.
+        name: String,
+        /// The cluster's region.
+        region: String,
+        /// The Kubernetes version the spec asks for, e.g. `1.36`.
+        version: String,
+    },
+}
+
+/// Kubernetes access an environment gives an IAM role on a cluster,
+/// spelled for both mechanisms: an EKS access entry, or an `aws-auth`
+/// `mapRoles` entry plus a binding of its group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessGrant {
+    /// The IAM role (ARN without a path, as `aws-auth` requires).
+    pub role_arn: String,
+    /// The Kubernetes user name to map the role to.
+    pub username: String,
+    /// The Kubernetes group to map the role to.
+    pub group: String,
+    /// The Kubernetes `ClusterRole` the group is bound to (`view` for the
+    /// access entry's `AmazonEKSViewPolicy`).
+    pub cluster_role: String,
+    /// The EKS access policy of the access entry.
+    pub access_policy: String,
 }
 
 /// A read of live AWS state that a provider asks the engine for (see

@@ -1716,6 +1716,7 @@ providers:
             id: None,
             private_subnet_ids: Vec::new(),
             public_subnet_ids: Vec::new(),
+            nat_gateways: None,
         });
         odd.push(p);
         let mut p = base;

@@ -295,6 +295,15 @@ pub struct VpcSpec {
     /// Public subnet ids of an existing VPC.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub public_subnet_ids: Vec<String>,
+    /// NAT gateways of a new VPC, 1 to 3 (default: 3, one per availability
+    /// zone, for `lifecycle: production`; 1 otherwise). Each NAT gateway
+    /// lives in one zone: with one per zone, each private subnet goes out
+    /// through its own zone's and a zone outage cuts only that zone off.
+    /// Each NAT gateway is billed by the hour and needs an Elastic IP.
+    /// Not allowed with `mode: existing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3))]
+    pub nat_gateways: Option<u32>,
 }
 
 /// ECS options.
@@ -327,10 +336,25 @@ pub struct Ec2Capacity {
     pub max_size: Option<u32>,
 }
 
-/// Kubernetes versions this release renders clusters for, oldest first.
-pub const SUPPORTED_KUBERNETES_VERSIONS: &[&str] = &["1.30", "1.31", "1.32", "1.33", "1.34"];
-/// The Kubernetes version used when the spec names none.
-pub const DEFAULT_KUBERNETES_VERSION: &str = "1.33";
+/// Kubernetes versions in Amazon EKS standard support on the day this
+/// release was made (2026-12-07), oldest first: 1.35 (standard support until
+/// 2027-03-27) and 1.36 (released on EKS 2026-06-02, until 2027-08-02).
+/// Source: the EKS release calendar,
+/// <https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html>
+/// and
+/// <https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions-standard.html>.
+/// Update it with each release.
+pub const SUPPORTED_KUBERNETES_VERSIONS: &[&str] = &["1.35", "1.36"];
+/// Versions past standard support but still in EKS extended support on
+/// that day, oldest first: 1.32 (until 2027-03-23), 1.33 (until 2027-07-29)
+/// and 1.34 (standard support ended 2026-12-02; extended until
+/// 2027-12-02). Allowed only with `eks.extendedSupport: true`, which AWS
+/// bills at six times the standard cluster-hour price (see
+/// <https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html>).
+pub const EXTENDED_SUPPORT_KUBERNETES_VERSIONS: &[&str] = &["1.32", "1.33", "1.34"];
+/// The Kubernetes version used when the spec names none: the newest in
+/// standard support, as AWS recommends for new clusters.
+pub const DEFAULT_KUBERNETES_VERSION: &str = "1.36";
 
 /// EKS cluster API endpoint access.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -388,9 +412,18 @@ impl FromStr for EndpointAccess {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EksSpec {
-    /// Kubernetes version, one of [`SUPPORTED_KUBERNETES_VERSIONS`].
+    /// Kubernetes version: one in EKS standard support, `1.35` or `1.36`
+    /// (default `1.36`), or, with `extendedSupport: true`, one in extended
+    /// support: `1.32`, `1.33` or `1.34`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes_version: Option<String>,
+    /// Keep the cluster on its version after EKS standard support ends
+    /// (upgrade policy `EXTENDED`) instead of letting EKS upgrade it
+    /// (`STANDARD`, the default). A cluster in extended support costs six
+    /// times the standard cluster-hour price. Required for a version
+    /// that is only in extended support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_support: Option<bool>,
     /// `public`, `private` (default) or `public-and-private`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_access: Option<EndpointAccess>,
@@ -460,6 +493,14 @@ pub struct ExistingCluster {
     pub name: String,
     /// ARN of a role with cluster-admin rights that kubectl assumes.
     pub kubectl_role: String,
+    /// Give the operations role its read-only Kubernetes access through an
+    /// EKS access entry (default `true`), which needs the cluster's
+    /// authentication mode `API` or `API_AND_CONFIG_MAP`. `false`: no
+    /// access entry; map the role in the cluster's `aws-auth` ConfigMap
+    /// instead (clusters in mode `CONFIG_MAP`: `harmonix plan` refuses such
+    /// a cluster with the `mapRoles` entry to add).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_entries: Option<bool>,
 }
 
 /// API Gateway REST endpoint type.

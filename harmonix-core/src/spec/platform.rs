@@ -127,6 +127,13 @@ pub struct StageSpec {
     /// The stage's Aurora Serverless v2 database: capacity and readers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseSpec>,
+    /// NAT gateways of the stage's new VPC, 1 to 3, instead of the
+    /// provider's `vpc.natGateways` (whose default follows the provider's
+    /// `lifecycle`: 3 for `production`, else 1). E.g. 1 for a `dev` stage
+    /// of a production platform. Not allowed in an existing VPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3))]
+    pub nat_gateways: Option<u32>,
 }
 
 /// The Aurora Serverless v2 database of a stage: capacity in Aurora

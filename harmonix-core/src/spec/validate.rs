@@ -473,6 +473,12 @@ fn check_vpc(p: &ProviderSpec, path: &str, errors: &mut ValidationErrors) {
             }
         }
     }
+    crate::provider::common::validate_nat_gateways(
+        vpc.nat_gateways,
+        vpc.mode == VpcMode::Existing,
+        &format!("{path}.vpc.natGateways"),
+        errors,
+    );
 }
 
 /// The original Harmonix parameters: `vpc_configuration`, `cidr`, `vpc_id`.
