@@ -105,7 +105,9 @@ impl Error {
                 EngineError::ChangeSetFailed { .. } | EngineError::StackFailed { .. } => {
                     codes::STACK_FAILED
                 }
-                EngineError::StackNotReady { .. } => codes::STACK_NOT_READY,
+                EngineError::StackNotReady { .. } | EngineError::RetainedResourcesExist { .. } => {
+                    codes::STACK_NOT_READY
+                }
                 EngineError::Timeout { .. } => codes::TIMEOUT,
                 EngineError::InvalidInput { .. } => codes::INVALID_INPUT,
                 _ => codes::AWS,

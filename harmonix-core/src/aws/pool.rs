@@ -41,6 +41,9 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// EKS.
     pub eks: aws_sdk_eks::Client,
+    /// S3 (path-style addressing behind an endpoint override, which an
+    /// emulator on a loopback address needs).
+    pub s3: aws_sdk_s3::Client,
     /// STS (e.g. `GetCallerIdentity`).
     pub sts: aws_sdk_sts::Client,
     /// The role session name (see [`session_name`]).
@@ -308,6 +311,11 @@ impl ClientPool {
             cloudformation: aws_sdk_cloudformation::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             eks: aws_sdk_eks::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(config.endpoint_url().is_some())
+                    .build(),
+            ),
             sts: aws_sdk_sts::Client::new(&config),
             session_name,
             role_arn: target.role_arn.clone(),

@@ -14,6 +14,9 @@ pub mod lock;
 mod mock_support;
 pub mod outputs;
 pub mod plan;
+pub mod retained;
+#[cfg(test)]
+mod retained_tests;
 pub mod state;
 
 pub use deployment::{
