@@ -1,8 +1,11 @@
 //! Destroys with retained data, with `aws-smithy-mocks` responses shaped
-//! like AWS's (the emulator ignores a `DeletionPolicy` changed by an
-//! update, and neither turns table deletion protection off nor deletes an
-//! updated table, key or log group: see `tests/deployment_emulator.rs`):
-//! what a delete keeps is listed from the deployed template and resources;
+//! like AWS's. The emulator (moto 5.2.5) honours `DeletionPolicy: Retain`
+//! on delete (`tests/deployment_emulator.rs` shows the kept resources) but
+//! cannot run `delete_data`: the update that turns the policies off fails
+//! there ("Fn::GetAtt references undefined resource EnvironmentKey": it
+//! has no update for KMS keys), and it updates neither a table's deletion
+//! protection nor deletes a table, key or log group that an update touched.
+//! Here: what a delete keeps is listed from the deployed template and resources;
 //! a protected Aurora cluster is unprotected by an update first; with
 //! `delete_data` the update turns every keeping policy off and the buckets
 //! are emptied before the delete.
