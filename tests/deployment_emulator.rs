@@ -622,7 +622,9 @@ async fn destroy_keeps_and_lists_the_data_and_a_new_create_is_refused() {
         .await
         .expect("the audit table is kept");
     assert_eq!(
-        table.table().and_then(|t| t.deletion_protection_enabled()),
+        table
+            .table()
+            .and_then(aws_sdk_dynamodb::types::TableDescription::deletion_protection_enabled),
         Some(true)
     );
     let keys = moto_json(&emu.endpoint_url(), "kms", "TrentService.ListKeys", "{}");

@@ -124,8 +124,15 @@ describe('engine on the emulator', () => {
 
     await assert.rejects(e.apply(again), (err) => err.code === 'HARMONIX_PLAN_STALE' && err.stackName === 'opa-orders-dev-environment');
 
+    // Deleting the data of a production environment needs its own flag.
+    await assert.rejects(
+      e.destroy(loadSpecs(join(EXAMPLES, 'multi.yaml')), { deleteData: true }),
+      (err) => err.code === 'HARMONIX_INVALID_INPUT' && err.message.includes('shop-prod-ecs'),
+    );
+
     const gone = await e.destroy(specs);
     assert.deepEqual(gone.stacks.map((s) => s.outcome), ['deleted']);
+    assert.deepEqual(gone.kept.map((k) => k.logicalId).sort(), ['AuditTable', 'EnvironmentKey', 'EnvironmentLogGroup']);
     assert.equal((await e.status(specs))[0].stacks[0].drift, 'missing');
   });
 

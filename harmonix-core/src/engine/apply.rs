@@ -551,15 +551,14 @@ async fn start(
                 ps.observed.as_ref(),
             )
             .await?;
-            match update {
-                Some(f) => Ok(Flight {
+            if let Some(f) = update {
+                Ok(Flight {
                     phase: Phase::Prepare,
                     ..f
-                }),
-                None => {
-                    let id = known_id.unwrap_or_else(|| ps.name.clone());
-                    delete(plan, ps, client, s3, id, 0).await
-                }
+                })
+            } else {
+                let id = known_id.unwrap_or_else(|| ps.name.clone());
+                delete(plan, ps, client, s3, id, 0).await
             }
         }
         ActionKind::Delete | ActionKind::Recreate => {

@@ -1421,7 +1421,7 @@ async fn refuse_retained(
                 Ok(_) => existing.push(format!("table `{name}` ({id})")),
                 Err(e)
                     if e.as_service_error()
-                        .is_some_and(|se| se.is_resource_not_found_exception()) => {}
+                        .is_some_and(aws_sdk_dynamodb::operation::describe_table::DescribeTableError::is_resource_not_found_exception) => {}
                 Err(e) => events(&Event::Warning {
                     message: format!(
                         "could not check whether table `{name}` of stack `{stack}` exists: {}",
