@@ -545,3 +545,163 @@ async fn eks_existing_cluster_is_confirmed_and_described_in_the_catalog() {
     let (code, verdicts) = backstage::validate(std::slice::from_ref(&catalog));
     assert_eq!(code, Some(0), "{verdicts:#?}");
 }
+
+/// A JSON-protocol request straight to the emulator (the tests have no SDK
+/// for KMS or CloudWatch Logs); moto routes it by the credential scope and
+/// does not check signatures. Returns the response body.
+fn moto_json(endpoint: &str, service: &str, target: &str, body: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let addr = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         X-Amz-Target: {target}\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, payload) = response.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{payload}");
+    serde_json::from_str(payload).unwrap_or_else(|e| panic!("{e}: {payload}"))
+}
+
+/// The serverless example in an existing VPC (moto can delete it).
+fn serverless_spec(dir: &Path) -> SpecSet {
+    let text = std::fs::read_to_string(repo_root().join("examples/specs/serverless.yaml"))
+        .expect("serverless.yaml")
+        .replace(
+            "    vpc:\n      cidr: 10.4.0.0/24\n",
+            "    vpc:\n      mode: existing\n      id: vpc-0123456789abcdef0\n",
+        );
+    let p = dir.join("orders.yaml");
+    std::fs::write(&p, text).expect("write");
+    load(&p)
+}
+
+/// A destroy keeps the audit table, the KMS key and the log group (their
+/// `DeletionPolicy` is `Retain`, which moto honours), lists them with their
+/// physical ids in the events and the report, and writes its final audit
+/// record into the kept table; planning the environment again is refused
+/// with the kept table named, instead of a create that would fail on AWS
+/// with "already exists".
+#[tokio::test]
+async fn destroy_keeps_and_lists_the_data_and_a_new_create_is_refused() {
+    use harmonix_core::engine::retained::RetainedResource;
+    let emu = Emulator::start();
+    let proxy = Proxy::start(emu.port());
+    let engine = engine(&proxy.endpoint_url());
+    let dir = tempfile::tempdir().expect("tmp");
+    let specs = serverless_spec(dir.path());
+    let report = engine
+        .deploy(&specs, None, &ignore_events)
+        .await
+        .expect("deploy");
+    assert!(report.succeeded(), "{report:#?}");
+
+    let plan = engine
+        .plan_destroy(&specs, &ignore_events)
+        .await
+        .expect("plan destroy");
+    let diff = plan.render_diff(false);
+    assert!(
+        diff.contains("= AuditTable (AWS::DynamoDB::Table) kept: opa-orders-dev-audit"),
+        "{diff}"
+    );
+    let kept_events = Mutex::new(Vec::<RetainedResource>::new());
+    let sink = |e: &Event| {
+        if let Event::Kept { resource } = e {
+            kept_events.lock().expect("lock").push(resource.clone());
+        }
+    };
+    let report = engine.apply(&plan, None, &sink).await.expect("destroy");
+    assert!(report.succeeded(), "{report:#?}");
+    let kept: HashMap<&str, &RetainedResource> = report
+        .kept
+        .iter()
+        .map(|k| (k.logical_id.as_str(), k))
+        .collect();
+    let mut ids: Vec<&str> = kept.keys().copied().collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["AuditTable", "EnvironmentKey", "EnvironmentLogGroup"]);
+    assert_eq!(*kept_events.lock().expect("lock"), report.kept);
+    assert!(
+        kept.values()
+            .all(|k| k.stack == "opa-orders-dev-environment" && k.policy == "Retain")
+    );
+
+    // They exist after the stack is gone.
+    let dev = engine
+        .pool()
+        .clients(&target(DEV, "orders-dev"))
+        .await
+        .expect("clients");
+    let table = dev
+        .dynamodb
+        .describe_table()
+        .table_name(&kept["AuditTable"].physical_id)
+        .send()
+        .await
+        .expect("the audit table is kept");
+    assert_eq!(
+        table
+            .table()
+            .and_then(aws_sdk_dynamodb::types::TableDescription::deletion_protection_enabled),
+        Some(true)
+    );
+    let keys = moto_json(&emu.endpoint_url(), "kms", "TrentService.ListKeys", "{}");
+    let key_ids: Vec<&str> = keys["Keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k["KeyId"].as_str())
+        .collect();
+    assert!(
+        key_ids.contains(&kept["EnvironmentKey"].physical_id.as_str()),
+        "{keys}"
+    );
+    let groups = moto_json(
+        &emu.endpoint_url(),
+        "logs",
+        "Logs_20140328.DescribeLogGroups",
+        r#"{"logGroupNamePrefix":"/opa/orders-dev/"}"#,
+    );
+    assert_eq!(
+        groups["logGroups"][0]["logGroupName"],
+        kept["EnvironmentLogGroup"].physical_id.as_str(),
+        "{groups}"
+    );
+    // The destroy's own record is in the kept audit table.
+    let items = dev
+        .dynamodb
+        .scan()
+        .table_name(&kept["AuditTable"].physical_id)
+        .send()
+        .await
+        .expect("scan audit");
+    let destroys: Vec<_> = items
+        .items()
+        .iter()
+        .filter(|i| i.get("actionType").map(s) == Some("destroy"))
+        .map(|i| i.get("status").map(s).unwrap_or_default().to_owned())
+        .collect();
+    assert!(destroys.contains(&"SUCCESS".to_owned()), "{destroys:?}");
+
+    // Creating the environment again would collide with the kept names.
+    let err = engine
+        .plan(&specs, &ignore_events)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), codes::STACK_NOT_READY);
+    let msg = err.to_string();
+    for part in [
+        "stack `opa-orders-dev-environment` cannot be created",
+        "table `opa-orders-dev-audit` (AuditTable) exists",
+        "`/opa/orders-dev/environment` (EnvironmentLogGroup, AWS::Logs::LogGroup)",
+        "already exists",
+    ] {
+        assert!(msg.contains(part), "{part}\n{msg}");
+    }
+}

@@ -10,6 +10,7 @@ use harmonix_core::aws::{ApiBudget, AwsOptions, ClientPool, SessionOptions};
 use harmonix_core::engine::apply::Outcome;
 use harmonix_core::engine::events::Event;
 use harmonix_core::engine::plan::Backoff;
+use harmonix_core::engine::retained::DestroyOptions;
 use harmonix_core::engine::state::Drift;
 use harmonix_core::engine::{DeployReport, DeploymentPlan, Engine, EngineOptions, LockOptions};
 use harmonix_core::provider::Registry;
@@ -26,6 +27,30 @@ const OK: Style = AnsiColor::Green.on_default().bold();
 const BAD: Style = AnsiColor::Red.on_default().bold();
 const BOLD: Style = Style::new().bold();
 const DIM: Style = Style::new().dimmed();
+
+/// What a destroy does with the data the templates keep (audit table, KMS
+/// key, log groups, buckets, secrets; the Aurora cluster's final snapshot).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct DataArgs {
+    /// Delete the kept data with the stacks instead of keeping it (buckets
+    /// are emptied; the Aurora cluster goes without a final snapshot).
+    #[arg(long)]
+    pub delete_data: bool,
+    /// Allow --delete-data for environments whose lifecycle is
+    /// `production` (refused without it).
+    #[arg(long, requires = "delete_data")]
+    pub delete_production_data: bool,
+}
+
+impl DataArgs {
+    /// The engine's options.
+    pub fn options(self) -> DestroyOptions {
+        DestroyOptions {
+            delete_data: self.delete_data,
+            delete_production_data: self.delete_production_data,
+        }
+    }
+}
 
 /// How to reach AWS and how the engine runs.
 #[derive(Debug, Clone, clap::Args)]
@@ -226,13 +251,14 @@ fn leak(p: Progress) -> &'static Progress {
     Box::leak(Box::new(p))
 }
 
-/// `harmonix plan FILE… [-o plan.json] [--destroy]`.
+/// `harmonix plan FILE… [-o plan.json] [--destroy [--delete-data]]`.
 pub fn plan(
     ctx: &Context,
     args: &EngineArgs,
     files: &[PathBuf],
     out: Option<&Path>,
     destroy: bool,
+    data: DestroyOptions,
 ) -> bool {
     let Some(specs) = load_specs(ctx, files) else {
         return false;
@@ -249,7 +275,7 @@ pub fn plan(
         let engine = engine(ctx, args, command_line(), CancellationToken::new(), true).await?;
         let sink = |e: &Event| progress.event(e);
         let plan = if destroy {
-            engine.plan_destroy(&specs, &sink).await?
+            engine.plan_destroy_with(&specs, data, &sink).await?
         } else {
             engine.plan(&specs, &sink).await?
         };
@@ -350,12 +376,13 @@ fn confirm(question: &str) -> Result<bool, String> {
     Ok(line.trim() == "yes")
 }
 
-/// `harmonix apply (PLAN.json | FILE…)` and `harmonix destroy FILE…`.
+/// `harmonix apply (PLAN.json | FILE…)` and `harmonix destroy FILE…`
+/// (`destroy`: what it does with the kept data).
 pub fn apply(
     ctx: &Context,
     args: &EngineArgs,
     input: ApplyInput,
-    destroy: bool,
+    destroy: Option<DestroyOptions>,
     yes: bool,
     catalog: Option<&Path>,
 ) -> bool {
@@ -382,18 +409,19 @@ pub fn apply(
         let plan = match (&input, &specs) {
             (ApplyInput::Plan(path), _) => DeploymentPlan::load(path)?,
             (ApplyInput::Specs(_), Some(specs)) => {
-                let plan = if destroy {
-                    engine.plan_destroy(specs, &sink).await?
-                } else {
-                    engine.plan(specs, &sink).await?
+                let plan = match destroy {
+                    Some(data) => engine.plan_destroy_with(specs, data, &sink).await?,
+                    None => engine.plan(specs, &sink).await?,
                 };
                 progress.clear();
                 print_plan(ctx, &plan, None);
                 if !plan.is_noop() && !yes {
-                    let q = if destroy {
-                        "Destroy these environments?"
-                    } else {
-                        "Apply these changes?"
+                    let q = match destroy {
+                        Some(d) if d.delete_data => {
+                            "Destroy these environments and delete their data?"
+                        }
+                        Some(_) => "Destroy these environments?",
+                        None => "Apply these changes?",
                     };
                     let answer = confirm(q);
                     if !matches!(answer, Ok(true)) {
@@ -506,6 +534,15 @@ fn print_report(ctx: &Context, report: &DeployReport) -> bool {
                     }
                     _ => {}
                 }
+            }
+            for k in &report.kept {
+                let _ = writeln!(o, "  kept: {} (stack {})", k.describe(), k.stack);
+            }
+            if !report.kept.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "{DIM}Kept resources stay, and are billed, until deleted; a new create of the environment needs them deleted first.{DIM:#}"
+                );
             }
             if let Some(err) = &report.catalog_error {
                 let _ = writeln!(o, "  {BAD}✗{BAD:#} catalog: {err}");

@@ -97,6 +97,8 @@ enum Command {
         #[arg(long)]
         destroy: bool,
         #[command(flatten)]
+        data: deploy::DataArgs,
+        #[command(flatten)]
         engine: deploy::EngineArgs,
     },
     /// Deploy: execute a saved plan exactly, or plan spec files, confirm
@@ -126,6 +128,8 @@ enum Command {
         /// Do not ask for confirmation (CI).
         #[arg(long, short = 'y')]
         yes: bool,
+        #[command(flatten)]
+        data: deploy::DataArgs,
         #[command(flatten)]
         engine: deploy::EngineArgs,
     },
@@ -198,8 +202,22 @@ fn main() -> ExitCode {
             files,
             out,
             destroy,
+            data,
             engine,
-        } => deploy::plan(&ctx, &engine, &files, out.as_deref(), destroy),
+        } => {
+            if data.delete_data && !destroy {
+                printer.error("--delete-data plans a destroy: add --destroy");
+                return ExitCode::from(2);
+            }
+            deploy::plan(
+                &ctx,
+                &engine,
+                &files,
+                out.as_deref(),
+                destroy,
+                data.options(),
+            )
+        }
         Command::Apply {
             inputs,
             yes,
@@ -210,15 +228,20 @@ fn main() -> ExitCode {
             &ctx,
             &engine,
             deploy::classify(&inputs),
-            false,
+            None,
             yes,
             (!no_catalog).then_some(catalog.as_path()),
         ),
-        Command::Destroy { files, yes, engine } => deploy::apply(
+        Command::Destroy {
+            files,
+            yes,
+            data,
+            engine,
+        } => deploy::apply(
             &ctx,
             &engine,
             deploy::ApplyInput::Specs(files),
-            true,
+            Some(data.options()),
             yes,
             None,
         ),

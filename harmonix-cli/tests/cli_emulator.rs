@@ -192,17 +192,93 @@ fn plan_apply_status_catalog_destroy_through_the_binary() {
         std::fs::read_to_string(dir.path().join("catalog-info.yaml")).expect("catalog")
     );
 
-    // Destroy.
+    // Destroy: what the template keeps is listed.
     let out = cli.run(&["destroy", spec, "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("Destroy complete: 1 deleted."),
-        "{}",
-        text(&out.stdout)
-    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Destroy complete: 1 deleted."), "{stdout}");
+    for line in [
+        "kept: AuditTable (AWS::DynamoDB::Table) opa-orders-dev-audit (stack opa-orders-dev-environment)",
+        "kept: EnvironmentLogGroup (AWS::Logs::LogGroup) /opa/orders-dev/environment (stack opa-orders-dev-environment)",
+        "kept: EnvironmentKey (AWS::KMS::Key) ",
+    ] {
+        assert!(stdout.contains(line), "{line}\n{stdout}");
+    }
     let out = cli.run(&["--output", "json", "status", spec]);
     let lines = json_lines(&out);
     assert_eq!(lines[0]["drift"], "missing", "{lines:?}");
+}
+
+/// `destroy --delete-data` of a production environment is refused, naming
+/// it, before any AWS call; `--delete-production-data` alone is a usage
+/// error.
+#[test]
+fn deleting_the_data_of_a_production_environment_needs_a_second_flag() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cli = Cli {
+        endpoint: emu.endpoint_url(),
+        dir: dir.path(),
+    };
+    let dev = spec(dir.path());
+    let text_of = std::fs::read_to_string(&dev).expect("spec");
+    let prod = dir.path().join("orders-prod.yaml");
+    std::fs::write(
+        &prod,
+        text_of.replacen(
+            "    owner: group:orders\n",
+            "    owner: group:orders\n    lifecycle: production\n",
+            1,
+        ),
+    )
+    .expect("write");
+    let prod = prod.to_str().expect("utf8");
+    let out = cli.run(&[
+        "--output",
+        "json",
+        "destroy",
+        prod,
+        "--yes",
+        "--delete-data",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = json_lines(&out)
+        .into_iter()
+        .find(|l| l["level"] == "error")
+        .expect("error line");
+    assert_eq!(err["code"], "HARMONIX_INVALID_INPUT", "{err}");
+    let msg = err["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("environment `orders-dev`"), "{msg}");
+    assert!(msg.contains("production"), "{msg}");
+    assert!(msg.contains("--delete-production-data"), "{msg}");
+    assert!(
+        !emu.output().contains("POST /"),
+        "refused before any AWS call:\n{}",
+        emu.output()
+    );
+    let out = cli.run(&["plan", prod, "--destroy", "--delete-data"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--delete-production-data"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli.run(&["destroy", prod, "--yes", "--delete-production-data"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--delete-data"),
+        "{}",
+        text(&out.stderr)
+    );
+    // With both flags the destroy runs (nothing is deployed: no changes).
+    let out = cli.run(&[
+        "destroy",
+        prod,
+        "--yes",
+        "--delete-data",
+        "--delete-production-data",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
 #[test]

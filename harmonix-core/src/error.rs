@@ -110,7 +110,9 @@ impl Error {
                 EngineError::ChangeSetFailed { .. } | EngineError::StackFailed { .. } => {
                     codes::STACK_FAILED
                 }
-                EngineError::StackNotReady { .. } => codes::STACK_NOT_READY,
+                EngineError::StackNotReady { .. } | EngineError::RetainedResourcesExist { .. } => {
+                    codes::STACK_NOT_READY
+                }
                 EngineError::Timeout { .. } => codes::TIMEOUT,
                 EngineError::InvalidInput { .. } => codes::INVALID_INPUT,
                 EngineError::EksClusterUnavailable { .. }

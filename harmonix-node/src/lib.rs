@@ -457,7 +457,9 @@ impl Engine {
         })
     }
 
-    /// Plan; the plan file's text.
+    /// Plan; the plan file's text. `destroy` plans the deletion instead;
+    /// `delete_data` deletes what the templates keep too (production
+    /// environments also need `delete_production_data`).
     #[napi]
     pub async fn plan(
         &self,
@@ -466,11 +468,17 @@ impl Engine {
         #[napi(ts_arg_type = "((event: string) => void) | undefined | null")] on_event: Option<
             Arc<OnEvent>,
         >,
+        delete_data: Option<bool>,
+        delete_production_data: Option<bool>,
     ) -> napi::Result<String> {
         let set = specs_of(&specs)?;
         let sink = sink(on_event);
         let plan = if destroy.unwrap_or(false) {
-            self.inner.plan_destroy(&set, &sink).await
+            let data = harmonix_core::engine::retained::DestroyOptions {
+                delete_data: delete_data.unwrap_or(false),
+                delete_production_data: delete_production_data.unwrap_or(false),
+            };
+            self.inner.plan_destroy_with(&set, data, &sink).await
         } else {
             self.inner.plan(&set, &sink).await
         };

@@ -73,6 +73,32 @@ describe('specs without AWS', () => {
   });
 });
 
+/** Delete what a destroy kept, as a user does before creating the
+ * environment again (its names are fixed): the audit table (deletion
+ * protection off first) and the log groups; keys have no fixed name. */
+async function deleteKept(url, kept) {
+  const call = async (service, target, body) => {
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-amz-json-1.1',
+        'x-amz-target': target,
+        authorization: `AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/${service}/aws4_request, SignedHeaders=host, Signature=x`,
+      },
+      body: JSON.stringify(body),
+    });
+    assert.equal(r.status, 200, await r.text());
+  };
+  for (const k of kept) {
+    if (k.resourceType === 'AWS::DynamoDB::Table') {
+      await call('dynamodb', 'DynamoDB_20120810.UpdateTable', { TableName: k.physicalId, DeletionProtectionEnabled: false });
+      await call('dynamodb', 'DynamoDB_20120810.DeleteTable', { TableName: k.physicalId });
+    } else if (k.resourceType === 'AWS::Logs::LogGroup') {
+      await call('logs', 'Logs_20140328.DeleteLogGroup', { logGroupName: k.physicalId });
+    }
+  }
+}
+
 describe('engine on the emulator', () => {
   let emu;
   before(async () => {
@@ -130,9 +156,22 @@ describe('engine on the emulator', () => {
 
     await assert.rejects(e.apply(again), (err) => err.code === 'HARMONIX_PLAN_STALE' && err.stackName === 'opa-orders-dev-environment');
 
+    // Deleting the data of a production environment needs its own flag.
+    await assert.rejects(
+      e.destroy(loadSpecs(join(EXAMPLES, 'multi.yaml')), { deleteData: true }),
+      (err) => err.code === 'HARMONIX_INVALID_INPUT' && err.message.includes('shop-prod-ecs'),
+    );
+
     const gone = await e.destroy(specs);
     assert.deepEqual(gone.stacks.map((s) => s.outcome), ['deleted']);
+    assert.deepEqual(gone.kept.map((k) => k.logicalId).sort(), ['AuditTable', 'EnvironmentKey', 'EnvironmentLogGroup']);
     assert.equal((await e.status(specs))[0].stacks[0].drift, 'missing');
+    // A new create would collide with the kept names: refused until they go.
+    await assert.rejects(e.plan(specs), (err) => err.code === 'HARMONIX_STACK_NOT_READY' && err.message.includes('opa-orders-dev-audit'));
+    await deleteKept(emu.url, gone.kept);
+    const fresh = await e.plan(specs);
+    assert.equal(fresh.stacks[0].action, 'create');
+    await e.discard(fresh);
   });
 
   test('a failed stack rejects with HARMONIX_STACK_FAILED and the report', async () => {
@@ -187,7 +226,8 @@ describe('engine on the emulator', () => {
     // Re-running converges; locks were released.
     const report = await e.apply(specs);
     assert.deepEqual(report.stacks.map((s) => s.outcome).sort(), ['created', 'unchanged']);
-    await e.destroy(specs);
+    const gone = await e.destroy(specs);
+    await deleteKept(emu.url, gone.kept);
   });
 
   test('a held lock names its holder', async () => {

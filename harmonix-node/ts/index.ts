@@ -404,6 +404,18 @@ export interface ApplyReport {
   warnings: string[];
   catalogError?: string;
   requests: Record<string, number>;
+  /** What the deleted stacks kept (`policy`: `Retain`, or `Snapshot`: a
+   * final snapshot of the resource is kept). */
+  kept?: KeptResource[];
+}
+
+/** A resource a destroyed stack kept (its template's DeletionPolicy). */
+export interface KeptResource {
+  stack: string;
+  logicalId: string;
+  resourceType: string;
+  physicalId: string;
+  policy: 'Retain' | 'Snapshot';
 }
 
 /** A defined stack's deployed state. */
@@ -438,8 +450,20 @@ export type EngineOptions = native.EngineOptions;
 export interface PlanOptions {
   /** Plan the deletion of the environments instead. */
   destroy?: boolean;
+  /** With `destroy`: delete what the templates keep too (see {@link DestroyOptions}). */
+  deleteData?: boolean;
+  /** With `deleteData`: allow it for production environments. */
+  deleteProductionData?: boolean;
   /** Progress events. */
   onEvent?: OnEvent;
+}
+
+/** Options of {@link Engine.destroy}. */
+export interface DestroyOptions extends Omit<ApplyOptions, 'catalogPath'> {
+  /** Delete the data the templates keep, with the stacks. */
+  deleteData?: boolean;
+  /** With `deleteData`: allow it for production environments. */
+  deleteProductionData?: boolean;
 }
 
 /** Options of {@link Engine.apply}. */
@@ -502,7 +526,15 @@ export class Engine {
 
   /** Plan the specs' environments (or their deletion). */
   async plan(specs: Specs, options: PlanOptions = {}): Promise<Plan> {
-    const text = await callAsync(() => this.inner.plan(specs.json, options.destroy ?? false, forward(options.onEvent)));
+    const text = await callAsync(() =>
+      this.inner.plan(
+        specs.json,
+        options.destroy ?? false,
+        forward(options.onEvent),
+        options.deleteData ?? false,
+        options.deleteProductionData ?? false,
+      ),
+    );
     return new Plan(text);
   }
 
@@ -525,9 +557,17 @@ export class Engine {
     }
   }
 
-  /** Delete the specs' stacks, dependents first. */
-  async destroy(specs: Specs, options: Omit<ApplyOptions, 'catalogPath'> = {}): Promise<ApplyReport> {
-    const plan = await this.plan(specs, { destroy: true, onEvent: options.onEvent });
+  /** Delete the specs' stacks, dependents first. What the templates keep
+   * (audit table, key, log groups, buckets, secrets, the database's final
+   * snapshot) stays and is listed in `report.kept`; `deleteData` deletes it
+   * too (production environments also need `deleteProductionData`). */
+  async destroy(specs: Specs, options: DestroyOptions = {}): Promise<ApplyReport> {
+    const plan = await this.plan(specs, {
+      destroy: true,
+      deleteData: options.deleteData,
+      deleteProductionData: options.deleteProductionData,
+      onEvent: options.onEvent,
+    });
     return this.apply(plan, options);
   }
 

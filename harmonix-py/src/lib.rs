@@ -26,6 +26,7 @@ use std::time::Duration;
 use harmonix_core::aws::{ApiBudget, AwsOptions, ClientPool, SessionOptions};
 use harmonix_core::engine::events::Event;
 use harmonix_core::engine::plan::Backoff;
+use harmonix_core::engine::retained::DestroyOptions;
 use harmonix_core::engine::{DeploymentPlan, EngineOptions, LockOptions};
 use harmonix_core::provider::{Registry, StackOutputs};
 use harmonix_core::spec::{self, SpecSet as CoreSpecSet};
@@ -432,38 +433,44 @@ impl Engine {
         })
     }
 
-    /// Plan (blocking). `destroy` plans the deletion instead.
-    #[pyo3(signature = (specs, *, destroy = false, on_event = None))]
+    /// Plan (blocking). `destroy` plans the deletion instead;
+    /// `delete_data` deletes what the templates keep too (production
+    /// environments also need `delete_production_data`).
+    #[pyo3(signature = (specs, *, destroy = false, delete_data = false, delete_production_data = false, on_event = None))]
     fn plan(
         &self,
         py: Python<'_>,
         specs: &SpecSet,
         destroy: bool,
+        delete_data: bool,
+        delete_production_data: bool,
         on_event: Option<Py<PyAny>>,
     ) -> PyResult<Plan> {
         let cancel = CancellationToken::new();
         let fut = plan_future(
             self.inner.clone(),
             Arc::clone(&specs.inner),
-            destroy,
+            destroy_options(destroy, delete_data, delete_production_data),
             on_event,
         );
         block_on(py, &cancel, fut)
     }
 
     /// Plan (awaitable).
-    #[pyo3(signature = (specs, *, destroy = false, on_event = None))]
+    #[pyo3(signature = (specs, *, destroy = false, delete_data = false, delete_production_data = false, on_event = None))]
     fn plan_async<'py>(
         &self,
         py: Python<'py>,
         specs: &SpecSet,
         destroy: bool,
+        delete_data: bool,
+        delete_production_data: bool,
         on_event: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let fut = plan_future(
             self.inner.clone(),
             Arc::clone(&specs.inner),
-            destroy,
+            destroy_options(destroy, delete_data, delete_production_data),
             on_event,
         );
         awaitable(py, CancellationToken::new(), fut)
@@ -563,17 +570,28 @@ impl Engine {
     }
 }
 
+/// A destroy's options; `None` for a deploy.
+fn destroy_options(
+    destroy: bool,
+    delete_data: bool,
+    delete_production_data: bool,
+) -> Option<DestroyOptions> {
+    destroy.then_some(DestroyOptions {
+        delete_data,
+        delete_production_data,
+    })
+}
+
 async fn plan_future(
     engine: harmonix_core::engine::Engine,
     specs: Arc<CoreSpecSet>,
-    destroy: bool,
+    destroy: Option<DestroyOptions>,
     on_event: Option<Py<PyAny>>,
 ) -> Result<Plan, Error> {
     let sink = sink(on_event);
-    let plan = if destroy {
-        engine.plan_destroy(&specs, &sink).await?
-    } else {
-        engine.plan(&specs, &sink).await?
+    let plan = match destroy {
+        Some(d) => engine.plan_destroy_with(&specs, d, &sink).await?,
+        None => engine.plan(&specs, &sink).await?,
     };
     Ok(Plan {
         inner: Arc::new(plan),

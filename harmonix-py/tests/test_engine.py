@@ -105,8 +105,18 @@ def test_plan_apply_noop_destroy_sync(emulator: str, tmp_path: Path) -> None:
     assert info.value.code == "HARMONIX_PLAN_STALE"
     assert info.value.stack == "opa-orders-dev-environment"
 
+    # Deleting the data of a production environment needs its own flag.
+    with pytest.raises(harmonix.InvalidInputError) as refused:
+        e.destroy(harmonix.load(EXAMPLES / "multi.yaml"), delete_data=True)
+    assert "shop-prod-ecs" in str(refused.value)
+
     gone = e.destroy(specs)
     assert [s.outcome for s in gone.stacks] == ["deleted"]
+    assert {k.logical_id for k in gone.kept} == {
+        "AuditTable",
+        "EnvironmentKey",
+        "EnvironmentLogGroup",
+    }
     assert e.status(specs)[0].stacks[0].drift == "missing"
 
 

@@ -9,6 +9,12 @@
 //! [`ApplyOptions::list_threshold`] stacks are in flight, otherwise one
 //! `DescribeStacks` per in-flight stack. A [`ActionKind::Recreate`]
 //! creates its change set after the delete, while the poller waits.
+//!
+//! Change sets run with `RetainExceptOnCreate`: a create (or an update that
+//! adds resources) that rolls back deletes what it created, `Retain`ed
+//! resources included, so the retained data of an environment never
+//! blocks the re-create of a stack that failed to create.
+//! <https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_ExecuteChangeSet.html>
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -26,6 +32,7 @@ use super::plan::{
     ActionKind, Backoff, ChangeSetResult, Observed, Plan, PlanOptions, PlannedStack,
     create_change_set, find_cycle, plan_destroy,
 };
+use super::retained::{BUCKET, RetainedResource, empty_bucket};
 use super::state::{StackState, StateMap, describe_all, is_in_progress, read_state};
 use crate::provider::{StackDefinition, StackOutputs};
 use crate::template::hex_sha256;
@@ -118,6 +125,10 @@ pub struct ApplyReport {
     pub stacks: Vec<StackReport>,
     /// Outputs of the deployed stacks.
     pub outputs: StackOutputs,
+    /// What the deleted stacks kept (their templates' `DeletionPolicy`),
+    /// in plan order.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub kept: Vec<RetainedResource>,
 }
 
 impl ApplyReport {
@@ -216,6 +227,8 @@ enum Phase {
     Execute(&'static str),
     /// A delete runs (of a delete, or the first half of a re-create).
     Delete,
+    /// The update before a delete runs (see [`super::retained`]).
+    Prepare,
     /// `ContinueUpdateRollback` runs (the first half of a
     /// [`ActionKind::ResumeRollback`]).
     ContinueRollback,
@@ -227,6 +240,8 @@ struct Flight {
     stack_id: String,
     /// Stack events already reported.
     seen_events: BTreeSet<String>,
+    /// `DeleteStack` requests made for this stack.
+    deletes: u8,
 }
 
 /// Idempotency token of one request of this plan.
@@ -268,15 +283,18 @@ pub async fn apply(
     }
     let state = read_state(client).await?;
     check_stale(plan, &state)?;
-    apply_checked(plan, &state, client, opts, events).await
+    apply_checked(plan, &state, client, None, opts, events).await
 }
 
 /// [`apply`] after the caller read `state` and passed [`check_stale`]
 /// with it (for callers that check several plans before applying any).
+/// `s3` empties the buckets of a destroy with `delete_data` (a plan that
+/// has such buckets fails those stacks without it).
 pub async fn apply_checked(
     plan: &Plan,
     state: &StateMap,
     client: &Client,
+    s3: Option<&aws_sdk_s3::Client>,
     opts: &ApplyOptions,
     events: EventSink<'_>,
 ) -> Result<ApplyReport, EngineError> {
@@ -325,7 +343,7 @@ pub async fn apply_checked(
     let deadline = Instant::now() + opts.timeout;
     let mut delay = Duration::ZERO;
     loop {
-        schedule(plan, client, opts, events, &prereqs, &mut slots).await;
+        schedule(plan, client, s3, opts, events, &prereqs, &mut slots).await;
         let in_flight = slots
             .iter()
             .filter(|s| matches!(s, Slot::InFlight(_)))
@@ -341,7 +359,7 @@ pub async fn apply_checked(
         }
         tokio::time::sleep(delay).await;
         delay = opts.poll.next(delay);
-        if poll(plan, client, opts, events, &mut slots, &mut outputs).await? {
+        if poll(plan, client, s3, opts, events, &mut slots, &mut outputs).await? {
             delay = Duration::ZERO;
         }
     }
@@ -373,13 +391,24 @@ pub async fn apply_checked(
         failed: count(|o| matches!(o, Outcome::Failed { .. })),
         skipped: count(|o| matches!(o, Outcome::Skipped { .. } | Outcome::Cancelled)),
     });
-    Ok(ApplyReport { stacks, outputs })
+    let kept = stacks
+        .iter()
+        .zip(&plan.stacks)
+        .filter(|(r, _)| r.outcome == Outcome::Deleted)
+        .flat_map(|(_, ps)| ps.kept.iter().cloned())
+        .collect();
+    Ok(ApplyReport {
+        stacks,
+        outputs,
+        kept,
+    })
 }
 
 /// Skip stacks behind failures; start ready stacks up to the concurrency.
 async fn schedule(
     plan: &Plan,
     client: &Client,
+    s3: Option<&aws_sdk_s3::Client>,
     opts: &ApplyOptions,
     events: EventSink<'_>,
     prereqs: &[Vec<usize>],
@@ -449,7 +478,7 @@ async fn schedule(
                 stack: ps.name.clone(),
                 action: ps.action,
             });
-            slots[i] = match start(plan, ps, client).await {
+            slots[i] = match start(plan, ps, client, s3, opts).await {
                 Ok(f) => Slot::InFlight(f),
                 Err(e) => fail(events, ps, None, e.to_string()),
             };
@@ -473,7 +502,13 @@ fn fail(events: EventSink<'_>, ps: &PlannedStack, status: Option<String>, reason
 }
 
 /// Start a stack's operation.
-async fn start(plan: &Plan, ps: &PlannedStack, client: &Client) -> Result<Flight, EngineError> {
+async fn start(
+    plan: &Plan,
+    ps: &PlannedStack,
+    client: &Client,
+    s3: Option<&aws_sdk_s3::Client>,
+    opts: &ApplyOptions,
+) -> Result<Flight, EngineError> {
     let known_id = ps
         .observed
         .as_ref()
@@ -491,6 +526,7 @@ async fn start(plan: &Plan, ps: &PlannedStack, client: &Client) -> Result<Flight
                 .change_set_name(cs)
                 .stack_name(&ps.name)
                 .client_request_token(request_token(plan, &ps.name, "execute"))
+                .retain_except_on_create(true)
                 .send()
                 .await
                 .map_err(|e| EngineError::aws("ExecuteChangeSet", Some(&ps.name), e))?;
@@ -507,22 +543,32 @@ async fn start(plan: &Plan, ps: &PlannedStack, client: &Client) -> Result<Flight
                     .or(known_id)
                     .unwrap_or_else(|| ps.name.clone()),
                 seen_events: BTreeSet::new(),
+                deletes: 0,
             })
+        }
+        ActionKind::Delete if ps.source.is_some() => {
+            let update = execute_source(
+                plan,
+                ps,
+                client,
+                opts,
+                ChangeSetType::Update,
+                ps.observed.as_ref(),
+            )
+            .await?;
+            if let Some(f) = update {
+                Ok(Flight {
+                    phase: Phase::Prepare,
+                    ..f
+                })
+            } else {
+                let id = known_id.unwrap_or_else(|| ps.name.clone());
+                delete(plan, ps, client, s3, id, 0).await
+            }
         }
         ActionKind::Delete | ActionKind::Recreate => {
             let id = known_id.unwrap_or_else(|| ps.name.clone());
-            client
-                .delete_stack()
-                .stack_name(&id)
-                .client_request_token(request_token(plan, &ps.name, "delete"))
-                .send()
-                .await
-                .map_err(|e| EngineError::aws("DeleteStack", Some(&ps.name), e))?;
-            Ok(Flight {
-                phase: Phase::Delete,
-                stack_id: id,
-                seen_events: BTreeSet::new(),
-            })
+            delete(plan, ps, client, s3, id, 0).await
         }
         ActionKind::ResumeRollback => {
             let id = known_id.unwrap_or_else(|| ps.name.clone());
@@ -537,6 +583,7 @@ async fn start(plan: &Plan, ps: &PlannedStack, client: &Client) -> Result<Flight
                 phase: Phase::ContinueRollback,
                 stack_id: id,
                 seen_events: BTreeSet::new(),
+                deletes: 0,
             })
         }
         _ => Err(EngineError::InvalidPlan {
@@ -545,8 +592,59 @@ async fn start(plan: &Plan, ps: &PlannedStack, client: &Client) -> Result<Flight
     }
 }
 
+/// `DeleteStack` (the `n`-th time for this stack), after emptying the
+/// buckets the plan deletes with their data.
+async fn delete(
+    plan: &Plan,
+    ps: &PlannedStack,
+    client: &Client,
+    s3: Option<&aws_sdk_s3::Client>,
+    id: String,
+    n: u8,
+) -> Result<Flight, EngineError> {
+    let buckets: Vec<&str> = ps
+        .deleted_data
+        .iter()
+        .filter(|r| r.resource_type == BUCKET)
+        .map(|r| r.physical_id.as_str())
+        .collect();
+    if !buckets.is_empty() {
+        let Some(s3) = s3 else {
+            return Err(EngineError::InvalidPlan {
+                reason: format!(
+                    "stack `{}` has buckets to empty before its delete ({}) but no S3 client was given",
+                    ps.name,
+                    buckets.join(", ")
+                ),
+            });
+        };
+        for b in buckets {
+            empty_bucket(s3, &ps.name, b).await?;
+        }
+    }
+    let op = if n == 0 {
+        "delete".to_owned()
+    } else {
+        format!("delete-{n}")
+    };
+    client
+        .delete_stack()
+        .stack_name(&id)
+        .client_request_token(request_token(plan, &ps.name, &op))
+        .send()
+        .await
+        .map_err(|e| EngineError::aws("DeleteStack", Some(&ps.name), e))?;
+    Ok(Flight {
+        phase: Phase::Delete,
+        stack_id: id,
+        seen_events: BTreeSet::new(),
+        deletes: n + 1,
+    })
+}
+
 /// The second half of a re-create (a `CREATE` change set) or of a resumed
-/// rollback (an `UPDATE` change set), executed. `None` when CloudFormation
+/// rollback (an `UPDATE` change set), executed; for a delete, the update
+/// that comes first. `None` when CloudFormation
 /// finds nothing to change.
 async fn execute_source(
     plan: &Plan,
@@ -573,8 +671,14 @@ async fn execute_source(
         ..PlanOptions::default()
     };
     let create = kind == ChangeSetType::Create;
-    let result =
-        create_change_set(client, &ps.name, source, &ps.hash, observed, kind, &popts).await?;
+    // The update before a delete is made of the deployed template, not of
+    // the definition the hash stands for.
+    let hash = if ps.action == ActionKind::Delete {
+        hex_sha256(source.template_body.as_bytes())
+    } else {
+        ps.hash.clone()
+    };
+    let result = create_change_set(client, &ps.name, source, &hash, observed, kind, &popts).await?;
     let ChangeSetResult::Ready { id, stack_id, .. } = result else {
         return Ok(None);
     };
@@ -585,8 +689,13 @@ async fn execute_source(
         .client_request_token(request_token(
             plan,
             &ps.name,
-            if create { "recreate" } else { "resume" },
+            match (create, ps.action) {
+                (true, _) => "recreate",
+                (false, ActionKind::Delete) => "prepare",
+                (false, _) => "resume",
+            },
         ))
+        .retain_except_on_create(true)
         .send()
         .await
         .map_err(|e| EngineError::aws("ExecuteChangeSet", Some(&ps.name), e))?;
@@ -598,6 +707,7 @@ async fn execute_source(
         }),
         stack_id: stack_id.unwrap_or_else(|| ps.name.clone()),
         seen_events: BTreeSet::new(),
+        deletes: 0,
     }))
 }
 
@@ -606,23 +716,24 @@ async fn execute_source(
 async fn poll(
     plan: &Plan,
     client: &Client,
+    s3: Option<&aws_sdk_s3::Client>,
     opts: &ApplyOptions,
     events: EventSink<'_>,
     slots: &mut [Slot],
     outputs: &mut StackOutputs,
 ) -> Result<bool, EngineError> {
-    let flights: Vec<(usize, String, Phase)> = slots
+    let flights: Vec<(usize, String, Phase, u8)> = slots
         .iter()
         .enumerate()
         .filter_map(|(i, s)| match s {
-            Slot::InFlight(f) => Some((i, f.stack_id.clone(), f.phase)),
+            Slot::InFlight(f) => Some((i, f.stack_id.clone(), f.phase, f.deletes)),
             _ => None,
         })
         .collect();
     let mut current: BTreeMap<usize, Option<StackState>> = BTreeMap::new();
     if flights.len() > opts.list_threshold {
         let all = describe_all(client).await?;
-        for (i, id, _) in &flights {
+        for (i, id, _, _) in &flights {
             let name = plan
                 .stacks
                 .get(*i)
@@ -639,7 +750,7 @@ async fn poll(
             current.insert(*i, found);
         }
     } else {
-        for (i, id, _) in &flights {
+        for (i, id, _, _) in &flights {
             let name = plan
                 .stacks
                 .get(*i)
@@ -650,7 +761,7 @@ async fn poll(
     }
 
     let mut any_done = false;
-    for (i, id, phase) in flights {
+    for (i, id, phase, deletes) in flights {
         let Some(ps) = plan.stacks.get(i) else {
             continue;
         };
@@ -682,6 +793,11 @@ async fn poll(
                             Err(e) => fail(events, ps, None, e.to_string()),
                         };
                     } else {
+                        for k in &ps.kept {
+                            events(&Event::Kept {
+                                resource: k.clone(),
+                            });
+                        }
                         events(&Event::StackDone {
                             stack: ps.name.clone(),
                             status: "DELETE_COMPLETE".to_owned(),
@@ -700,7 +816,40 @@ async fn poll(
                 Some(s) => {
                     any_done = true;
                     let reason = delete_failure_reason(client, &id, &ps.name, now.as_ref()).await;
-                    slots[i] = fail(events, ps, Some(s.to_owned()), reason);
+                    // Objects can arrive between the emptying and the
+                    // bucket's delete (a load balancer's last access logs):
+                    // empty the buckets again and delete once more.
+                    let buckets = ps.deleted_data.iter().any(|r| r.resource_type == BUCKET);
+                    if buckets && deletes < 2 && reason.contains(BUCKET) {
+                        slots[i] = match delete(plan, ps, client, s3, id.clone(), deletes).await {
+                            Ok(f) => Slot::InFlight(f),
+                            Err(e) => fail(events, ps, Some(s.to_owned()), e.to_string()),
+                        };
+                    } else {
+                        slots[i] = fail(events, ps, Some(s.to_owned()), reason);
+                    }
+                }
+            },
+            Phase::Prepare => match status.as_deref() {
+                Some("UPDATE_COMPLETE") => {
+                    any_done = true;
+                    slots[i] = match delete(plan, ps, client, s3, id.clone(), 0).await {
+                        Ok(f) => Slot::InFlight(f),
+                        Err(e) => fail(events, ps, status.clone(), e.to_string()),
+                    };
+                }
+                Some(s) if is_in_progress(s) => {
+                    report_progress(client, ps, &id, events, slots.get_mut(i)).await;
+                }
+                s => {
+                    any_done = true;
+                    let reason = first_failure_reason(client, &id, &ps.name, now.as_ref()).await;
+                    slots[i] = fail(
+                        events,
+                        ps,
+                        s.map(str::to_owned),
+                        format!("the update before the delete failed: {reason}"),
+                    );
                 }
             },
             Phase::ContinueRollback => match (status.as_deref(), now) {
@@ -1031,7 +1180,11 @@ mod tests {
                 )
                 .build()
         });
+        // Only an execution with RetainExceptOnCreate matches: the rolled
+        // back create leaves no retained resource behind to block the
+        // re-create planned below.
         let execute = mock!(Client::execute_change_set)
+            .match_requests(|r| r.retain_except_on_create() == Some(true))
             .then_output(|| ExecuteChangeSetOutput::builder().build());
         // Newest first, as CloudFormation returns them.
         let events = mock!(Client::describe_stack_events).then_output(|| {

@@ -38,9 +38,10 @@ use super::lock::{
 };
 use super::outputs::{complete_outputs, perform};
 use super::plan::{
-    ActionKind, Plan, PlanOptions, Triage, busy_stacks, plan_destroy, plan_triaged,
+    ActionKind, Plan, PlanOptions, Triage, busy_stacks, plan_destroy_with, plan_triaged,
     plan_with_state, read_settled_state, validate,
 };
+use super::retained::{DestroyOptions, RetainedResource, retained_names};
 use super::state::{StackStatusReport, read_state, status_from_state};
 use crate::Error;
 use crate::aws::{ClientPool, Clients, Target};
@@ -405,6 +406,10 @@ pub struct DeployReport {
     /// The catalog file written, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub catalog: Option<CatalogReport>,
+    /// What the deleted stacks kept (their templates' `DeletionPolicy`):
+    /// tables, keys, log groups, buckets, secrets, final snapshots.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub kept: Vec<RetainedResource>,
     /// Problems that did not stop the run (an audit record that could not
     /// be written, a lock taken over, a catalog not written).
     pub warnings: Vec<String>,
@@ -645,22 +650,44 @@ impl Engine {
         specs: &SpecSet,
         events: EventSink<'_>,
     ) -> Result<DeploymentPlan, Error> {
-        self.plan_kind(specs, PlanKind::Deploy, events).await
+        self.plan_kind(specs, PlanKind::Deploy, DestroyOptions::default(), events)
+            .await
     }
 
-    /// Plan the deletion of every environment of `specs`.
+    /// Plan the deletion of every environment of `specs`, keeping what
+    /// their templates keep (listed in the plan and the report).
     pub async fn plan_destroy(
         &self,
         specs: &SpecSet,
         events: EventSink<'_>,
     ) -> Result<DeploymentPlan, Error> {
-        self.plan_kind(specs, PlanKind::Destroy, events).await
+        self.plan_destroy_with(specs, DestroyOptions::default(), events)
+            .await
+    }
+
+    /// [`Engine::plan_destroy`] with `destroy`'s treatment of the kept
+    /// data. `delete_data` for an environment whose lifecycle is
+    /// `production` (its own, or an environment's that lists it) is
+    /// refused, before any AWS call, unless `delete_production_data` is
+    /// set too.
+    pub async fn plan_destroy_with(
+        &self,
+        specs: &SpecSet,
+        destroy: DestroyOptions,
+        events: EventSink<'_>,
+    ) -> Result<DeploymentPlan, Error> {
+        if destroy.delete_data && !destroy.delete_production_data {
+            refuse_production_data(specs)?;
+        }
+        self.plan_kind(specs, PlanKind::Destroy, destroy, events)
+            .await
     }
 
     async fn plan_kind(
         &self,
         specs: &SpecSet,
         kind: PlanKind,
+        destroy: DestroyOptions,
         events: EventSink<'_>,
     ) -> Result<DeploymentPlan, Error> {
         let groups = self.groups_of(specs, kind == PlanKind::Destroy)?;
@@ -704,10 +731,13 @@ impl Engine {
                         triage = self.triage(g, &state, events)?;
                     }
                     validate(&triage.light)?;
+                    refuse_retained(&triage, &state, &clients, events).await?;
                     let stacks = plan_triaged(triage, &state, cfn, &popts, events).await?;
                     Plan::new(g.target.account.clone(), g.target.region.clone(), stacks)
                 }
-                PlanKind::Destroy => plan_destroy(&g.defs, cfn, &popts, events).await?,
+                PlanKind::Destroy => {
+                    plan_destroy_with(&g.defs, cfn, &popts, destroy, events).await?
+                }
             };
             Ok::<_, Error>(TargetPlan {
                 role_arn: g.target.role_arn.clone(),
@@ -975,7 +1005,15 @@ impl Engine {
                         ..aopts.clone()
                     };
                     async move {
-                        apply_checked(&tp.plan, state, &c.cloudformation, &aopts, events).await
+                        apply_checked(
+                            &tp.plan,
+                            state,
+                            &c.cloudformation,
+                            Some(&c.s3),
+                            &aopts,
+                            events,
+                        )
+                        .await
                     }
                 }),
         )
@@ -985,6 +1023,7 @@ impl Engine {
         let mut final_audits = Vec::new();
         let mut targets = Vec::with_capacity(pairs.len());
         let mut outputs = StackOutputs::new();
+        let mut kept = Vec::new();
         let mut first_err = None;
         for (((tp, g), c), r) in pairs.iter().zip(clients).zip(reports) {
             let r = match r {
@@ -1040,7 +1079,11 @@ impl Engine {
                         })
                         .collect();
                     let deleted = mine.iter().any(|s| s.outcome == Outcome::Deleted);
-                    if deleted {
+                    let table_kept = r.kept.iter().any(|k| {
+                        k.stack == names.stack
+                            && k.logical_id == crate::provider::common::ids::AUDIT_TABLE
+                    });
+                    if deleted && !table_kept {
                         continue; // the audit table went with the stack
                     }
                     let (status, message) = if failed.is_empty() {
@@ -1057,6 +1100,7 @@ impl Engine {
                     final_audits.push((c.dynamodb.clone(), p.name.clone(), rec, names));
                 }
             }
+            kept.extend(r.kept);
             targets.push(TargetReport {
                 account: tp.plan.account.clone(),
                 region: tp.plan.region.clone(),
@@ -1075,6 +1119,7 @@ impl Engine {
             outputs,
             entities: Vec::new(),
             catalog: None,
+            kept,
             warnings: Vec::new(),
             catalog_error: None,
             requests: BTreeMap::new(),
@@ -1261,7 +1306,19 @@ impl Engine {
         specs: &SpecSet,
         events: EventSink<'_>,
     ) -> Result<DeployReport, Error> {
-        let plan = self.plan_destroy(specs, events).await?;
+        self.destroy_with(specs, DestroyOptions::default(), events)
+            .await
+    }
+
+    /// [`Engine::destroy`] with `destroy`'s treatment of the kept data (see
+    /// [`Engine::plan_destroy_with`]).
+    pub async fn destroy_with(
+        &self,
+        specs: &SpecSet,
+        destroy: DestroyOptions,
+        events: EventSink<'_>,
+    ) -> Result<DeployReport, Error> {
+        let plan = self.plan_destroy_with(specs, destroy, events).await?;
         self.apply(&plan, None, events).await
     }
 
@@ -1408,7 +1465,7 @@ impl Engine {
                 templates: popts.templates.clone(),
                 ..self.apply_options()
             };
-            apply_checked(&plan, state, cfn, &aopts, events)
+            apply_checked(&plan, state, cfn, Some(&c.s3), &aopts, events)
                 .await
                 .map(Some)
         }
@@ -1455,6 +1512,119 @@ const PARALLEL_ITEM_WRITES: usize = 16;
 
 /// Release locks concurrently; a message per lock that could not be
 /// released (its lease then expires by itself).
+/// Refuse `delete_data` for the first production environment of `specs`.
+fn refuse_production_data(specs: &SpecSet) -> Result<(), EngineError> {
+    for (_, spec) in specs.iter() {
+        for p in spec.providers() {
+            let why = if p.lifecycle() == "production" {
+                Some("its lifecycle is `production`".to_owned())
+            } else {
+                spec.environments()
+                    .iter()
+                    .find(|e| {
+                        e.providers.contains(&p.name)
+                            && e.lifecycle.as_deref() == Some("production")
+                    })
+                    .map(|e| {
+                        format!(
+                            "environment `{}` lists it with lifecycle `production`",
+                            e.name
+                        )
+                    })
+            };
+            if let Some(why) = why {
+                return Err(EngineError::InvalidInput {
+                    path: format!("environment `{}`", p.name),
+                    problem: format!(
+                        "{why}: deleting the data its stacks keep (audit table, key, log groups, buckets, database and its snapshot) needs delete_production_data as well as delete_data (CLI: --delete-data --delete-production-data)"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuse to plan the create (or re-create) of a stack when a table its
+/// template retains under a fixed name exists already: an earlier destroy
+/// kept it, and CloudFormation would fail the create ("already exists")
+/// after creating everything else. Tables are looked up (the audit table
+/// is in every environment stack); the other named resources the template
+/// keeps are listed with them, as the same destroy kept them.
+async fn refuse_retained(
+    triage: &Triage,
+    state: &super::state::StateMap,
+    clients: &Clients,
+    events: EventSink<'_>,
+) -> Result<(), Error> {
+    let mut candidates = Vec::new();
+    for def in &triage.full {
+        let creating = state
+            .get(&def.name)
+            .is_none_or(|s| s.status == "REVIEW_IN_PROGRESS");
+        if creating && let Ok(t) = serde_json::to_value(&def.template) {
+            candidates.push((def.name.clone(), t, def.parameters.clone()));
+        }
+    }
+    for ps in triage.done.iter().flatten() {
+        if ps.action == ActionKind::Recreate
+            && let Some(src) = &ps.source
+            && let Ok(t) = serde_json::from_str::<serde_json::Value>(&src.template_body)
+        {
+            candidates.push((ps.name.clone(), t, src.parameters.clone()));
+        }
+    }
+    for (stack, template, parameters) in candidates {
+        let names = retained_names(&template, &parameters);
+        let mut existing = Vec::new();
+        for (id, kind, name) in &names {
+            if kind != "AWS::DynamoDB::Table" {
+                continue;
+            }
+            match clients
+                .dynamodb
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+            {
+                Ok(_) => existing.push(format!("table `{name}` ({id})")),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(aws_sdk_dynamodb::operation::describe_table::DescribeTableError::is_resource_not_found_exception) => {}
+                Err(e) => events(&Event::Warning {
+                    message: format!(
+                        "could not check whether table `{name}` of stack `{stack}` exists: {}",
+                        crate::error_chain(&e)
+                    ),
+                }),
+            }
+        }
+        if existing.is_empty() {
+            continue;
+        }
+        let others: Vec<String> = names
+            .iter()
+            .filter(|(_, kind, _)| kind != "AWS::DynamoDB::Table")
+            .map(|(id, kind, name)| format!("`{name}` ({id}, {kind})"))
+            .collect();
+        let with = if others.is_empty() {
+            String::new()
+        } else {
+            format!("; kept with it, under fixed names: {}", others.join(", "))
+        };
+        return Err(EngineError::RetainedResourcesExist {
+            stack,
+            detail: format!(
+                "{} exists, kept when the environment was destroyed{with}. CloudFormation would fail the create with \"already exists\". Save what you need from them, delete them (the table has deletion protection: `aws dynamodb update-table --table-name NAME --no-deletion-protection-enabled` first), then plan again",
+                existing.join(", ")
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 async fn release_all(guards: Vec<LockGuard>) -> Vec<String> {
     futures_util::stream::iter(guards.into_iter().map(|g| async move {
         let id = g.lock_id().to_owned();
@@ -1606,11 +1776,47 @@ mod tests {
             assert_send(e.apply(p, None, sink));
             assert_send(e.deploy(s, None, sink));
             assert_send(e.destroy(s, sink));
+            assert_send(e.destroy_with(s, DestroyOptions::default(), sink));
             assert_send(e.status(s));
             assert_send(e.catalog(s, None, sink));
             assert_send(e.discard(p));
             assert_send(e.bootstrap(s));
         }
         let _ = check;
+    }
+
+    fn multi(edit: impl Fn(String) -> String) -> SpecSet {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/specs/multi.yaml");
+        let text = edit(std::fs::read_to_string(&path).expect("multi.yaml"));
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("multi.yaml");
+        std::fs::write(&p, text).expect("write");
+        SpecSet::load(&[&p], &Registry::builtin()).expect("valid")
+    }
+
+    #[test]
+    fn deleting_production_data_needs_its_own_flag() {
+        // shop-prod-ecs has lifecycle production.
+        let err = refuse_production_data(&multi(|t| t)).expect_err("refused");
+        let msg = err.to_string();
+        assert!(msg.contains("environment `shop-prod-ecs`"), "{msg}");
+        assert!(msg.contains("--delete-production-data"), "{msg}");
+        // The environment's lifecycle counts as well as the provider's.
+        let env_only = multi(|t| {
+            t.replacen(
+                "    lifecycle: production
+    account: \"210987654321\"",
+                "    account: \"210987654321\"",
+                1,
+            )
+        });
+        let err = refuse_production_data(&env_only).expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("environment `shop-prod` lists it with lifecycle `production`"),
+            "{err}"
+        );
+        let none = multi(|t| t.replace("lifecycle: production", "lifecycle: experimental"));
+        refuse_production_data(&none).expect("no production environment");
     }
 }

@@ -93,6 +93,16 @@ pub enum EngineError {
         /// Why it cannot be used.
         reason: String,
     },
+    /// A stack cannot be created: resources an earlier deletion kept hold
+    /// the names its template fixes, and CloudFormation would fail the
+    /// create with "already exists". Nothing was changed.
+    #[error("stack `{stack}` cannot be created: {detail}")]
+    RetainedResourcesExist {
+        /// The stack.
+        stack: String,
+        /// Which resources, and what to do.
+        detail: String,
+    },
     /// A plan file is not a valid plan.
     #[error("invalid plan: {reason}")]
     InvalidPlan {

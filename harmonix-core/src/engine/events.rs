@@ -10,6 +10,7 @@
 use serde::Serialize;
 
 use super::plan::ActionKind;
+use super::retained::RetainedResource;
 
 /// Where events go.
 pub type EventSink<'a> = &'a (dyn Fn(&Event) + Send + Sync);
@@ -79,6 +80,13 @@ pub enum Event {
         stack: String,
         /// Final status.
         status: String,
+    },
+    /// A deleted stack kept a resource (its template's `DeletionPolicy`).
+    #[serde(rename_all = "camelCase")]
+    Kept {
+        /// The resource.
+        #[serde(flatten)]
+        resource: RetainedResource,
     },
     /// A stack failed.
     #[serde(rename_all = "camelCase")]

@@ -16,6 +16,7 @@ use aws_sdk_cloudformation::operation::delete_stack::DeleteStackOutput;
 use aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput;
 use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
 use aws_sdk_cloudformation::operation::execute_change_set::ExecuteChangeSetOutput;
+use aws_sdk_cloudformation::operation::get_template::GetTemplateOutput;
 use aws_sdk_cloudformation::types::{
     Change, ChangeAction as CfnAction, ChangeSetStatus, ResourceChange as CfnResourceChange,
     ResourceStatus as S, StackStatus,
@@ -312,6 +313,13 @@ async fn delete_failed_names_every_resource_and_skips_what_it_holds_up() {
             .build()
     };
     let delete = mock!(Client::delete_stack).then_output(|| DeleteStackOutput::builder().build());
+    // The deployed templates keep nothing: no resource listing, no update.
+    let body = app.template.to_json();
+    let template = mock!(Client::get_template).then_output(move || {
+        GetTemplateOutput::builder()
+            .template_body(body.clone())
+            .build()
+    });
     let events = mock!(Client::describe_stack_events).then_output(|| {
         let e = |id: &str, logical: &str, kind: &str, status: S, reason: &str| {
             event_of("app", STACK_ID, id, logical, kind, status, reason)
@@ -351,7 +359,7 @@ async fn delete_failed_names_every_resource_and_skips_what_it_holds_up() {
     let client = mock_client!(
         aws_sdk_cloudformation,
         RuleMode::MatchAny,
-        [&describe, &delete, &events]
+        [&describe, &delete, &template, &events]
     );
     let (popts, aopts) = fast();
     let defs = [base.clone(), app.clone()];

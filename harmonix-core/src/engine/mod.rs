@@ -16,6 +16,9 @@ mod mock_support;
 pub mod outputs;
 pub mod plan;
 pub mod preflight;
+pub mod retained;
+#[cfg(test)]
+mod retained_tests;
 pub mod state;
 
 pub use deployment::{

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::assets::{Delivery, TemplateStore};
 use super::error::EngineError;
 use super::events::{Event, EventSink};
+use super::retained::{DestroyOptions, RetainedResource, inspect};
 use super::state::{StackState, StateMap, is_in_progress, is_stable, read_state};
 use crate::provider::{STACK_HASH_TAG, StackDefinition};
 use crate::template::hex_sha256;
@@ -304,9 +305,19 @@ pub struct PlannedStack {
     /// Resource changes.
     #[serde(default)]
     pub changes: Vec<ResourceChange>,
-    /// For a recreate: what to create after the delete.
+    /// For a recreate: what to create after the delete. For a delete: the
+    /// update to run first (the deployed template with what protects data
+    /// turned off, see [`super::retained`]); its changes are `changes`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub source: Option<StackSource>,
+    /// For a delete: the resources the stack's template keeps (its
+    /// `DeletionPolicy`), which stay when the stack is gone.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub kept: Vec<RetainedResource>,
+    /// For a delete with `delete_data`: the resources the template would
+    /// keep, deleted with the stack (buckets emptied first).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub deleted_data: Vec<RetainedResource>,
 }
 
 /// A reviewed plan for the stacks of one account/region.
@@ -431,6 +442,11 @@ impl Plan {
                     }
                     _ => change += 1,
                 }
+                let word = if st.action == ActionKind::Delete {
+                    "update before the delete"
+                } else {
+                    word
+                };
                 let mut line = format!(
                     "  {} {} ({}) {word}",
                     paint(code, sign),
@@ -444,6 +460,31 @@ impl Plan {
                     let _ = write!(line, "; {r}");
                 }
                 let _ = writeln!(out, "{line}");
+            }
+            for k in &st.kept {
+                let what = if k.policy == "Snapshot" {
+                    "kept as a final snapshot of"
+                } else {
+                    "kept:"
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} {} ({}) {what} {}",
+                    paint("36", "="),
+                    k.logical_id,
+                    k.resource_type,
+                    k.physical_id
+                );
+            }
+            for k in &st.deleted_data {
+                let _ = writeln!(
+                    out,
+                    "  {} {} ({}) deleted with its data: {}",
+                    paint("31", "-"),
+                    k.logical_id,
+                    k.resource_type,
+                    k.physical_id
+                );
             }
         }
         let _ = writeln!(
@@ -677,6 +718,8 @@ fn decide(def: &StackDefinition, st: Option<&StackState>) -> Result<Decision, En
         change_set_stack_id: None,
         changes: Vec::new(),
         source: None,
+        kept: Vec::new(),
+        deleted_data: Vec::new(),
     };
     let Some(st) = st else {
         return Ok(Decision::ChangeSet(ChangeSetType::Create));
@@ -934,6 +977,8 @@ async fn plan_change_set(
         change_set_stack_id: None,
         changes: Vec::new(),
         source: None,
+        kept: Vec::new(),
+        deleted_data: Vec::new(),
     };
     if let ChangeSetResult::Ready {
         id,
@@ -1285,43 +1330,72 @@ fn convert_change(rc: &aws_sdk_cloudformation::types::ResourceChange) -> Resourc
 }
 
 /// A plan that deletes the given stacks (those deployed; absent ones are
-/// no-ops), from one state read.
+/// no-ops), from one state read; what each delete keeps is read from the
+/// deployed stack (see [`super::retained`]).
 pub async fn plan_destroy(
     defs: &[StackDefinition],
     client: &Client,
     opts: &PlanOptions,
     events: EventSink<'_>,
 ) -> Result<Plan, EngineError> {
+    plan_destroy_with(defs, client, opts, DestroyOptions::default(), events).await
+}
+
+/// [`plan_destroy`] with `destroy`'s treatment of the kept data. Refusing
+/// `delete_data` for production environments is the caller's (the
+/// [`crate::engine::Engine`] knows the lifecycles).
+pub async fn plan_destroy_with(
+    defs: &[StackDefinition],
+    client: &Client,
+    opts: &PlanOptions,
+    destroy: DestroyOptions,
+    events: EventSink<'_>,
+) -> Result<Plan, EngineError> {
     let (account, region) = validate(defs)?;
     let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
     let state = read_settled_state(&names, client, opts, events).await?;
-    let stacks = defs
-        .iter()
-        .map(|d| {
-            let st = state.get(&d.name);
-            let ps = PlannedStack {
-                name: d.name.clone(),
-                action: if st.is_some() {
-                    ActionKind::Delete
-                } else {
-                    ActionKind::NoOp
-                },
-                depends_on: d.depends_on.clone(),
-                hash: st.and_then(|s| s.hash.clone()).unwrap_or_default(),
-                observed: st.map(Observed::from),
-                change_set_id: None,
-                change_set_stack_id: None,
-                changes: Vec::new(),
-                source: None,
-            };
-            events(&Event::Planned {
-                stack: ps.name.clone(),
-                action: ps.action,
-                changes: 0,
-            });
-            ps
-        })
-        .collect();
+    let mut stacks = Vec::with_capacity(defs.len());
+    for d in defs {
+        let st = state.get(&d.name);
+        let mut ps = PlannedStack {
+            name: d.name.clone(),
+            action: if st.is_some() {
+                ActionKind::Delete
+            } else {
+                ActionKind::NoOp
+            },
+            depends_on: d.depends_on.clone(),
+            hash: st.and_then(|s| s.hash.clone()).unwrap_or_default(),
+            observed: st.map(Observed::from),
+            change_set_id: None,
+            change_set_stack_id: None,
+            changes: Vec::new(),
+            source: None,
+            kept: Vec::new(),
+            deleted_data: Vec::new(),
+        };
+        // A stack holding only change sets has no template or resources.
+        if let Some(st) = st.filter(|s| s.status != "REVIEW_IN_PROGRESS") {
+            let found = inspect(
+                client,
+                &d.name,
+                &st.stack_id,
+                &d.capabilities,
+                destroy.delete_data,
+            )
+            .await?;
+            ps.kept = found.kept;
+            ps.deleted_data = found.deleted_data;
+            ps.source = found.source;
+            ps.changes = found.changes;
+        }
+        events(&Event::Planned {
+            stack: ps.name.clone(),
+            action: ps.action,
+            changes: ps.changes.len(),
+        });
+        stacks.push(ps);
+    }
     Ok(Plan::new(account, region, stacks))
 }
 

@@ -376,10 +376,25 @@ class Engine:
         )
 
     def plan(
-        self, specs: Specs, *, destroy: bool = False, on_event: Optional[EventCallback] = None
+        self,
+        specs: Specs,
+        *,
+        destroy: bool = False,
+        delete_data: bool = False,
+        delete_production_data: bool = False,
+        on_event: Optional[EventCallback] = None,
     ) -> Plan:
-        """Plan the specs' environments (or their deletion)."""
-        return Plan(self._native.plan(specs._native, destroy=destroy, on_event=_callback(on_event)))
+        """Plan the specs' environments (or their deletion; ``delete_data``:
+        with what the templates keep, see ``destroy``)."""
+        return Plan(
+            self._native.plan(
+                specs._native,
+                destroy=destroy,
+                delete_data=delete_data,
+                delete_production_data=delete_production_data,
+                on_event=_callback(on_event),
+            )
+        )
 
     def apply(
         self,
@@ -405,11 +420,23 @@ class Engine:
         self,
         specs: Specs,
         *,
+        delete_data: bool = False,
+        delete_production_data: bool = False,
         on_event: Optional[EventCallback] = None,
         raise_on_failure: bool = True,
     ) -> ApplyReport:
-        """Delete the specs' stacks, dependents first."""
-        plan = self.plan(specs, destroy=True, on_event=on_event)
+        """Delete the specs' stacks, dependents first. What the templates
+        keep (audit table, key, log groups, buckets, secrets, the database's
+        final snapshot) stays and is listed in ``report.kept``;
+        ``delete_data`` deletes it too (production environments also need
+        ``delete_production_data``)."""
+        plan = self.plan(
+            specs,
+            destroy=True,
+            delete_data=delete_data,
+            delete_production_data=delete_production_data,
+            on_event=on_event,
+        )
         return self.apply(plan, on_event=on_event, raise_on_failure=raise_on_failure)
 
     def discard(self, plan: Plan) -> int:
@@ -495,11 +522,21 @@ class AsyncEngine:
         )
 
     async def plan(
-        self, specs: Specs, *, destroy: bool = False, on_event: Optional[EventCallback] = None
+        self,
+        specs: Specs,
+        *,
+        destroy: bool = False,
+        delete_data: bool = False,
+        delete_production_data: bool = False,
+        on_event: Optional[EventCallback] = None,
     ) -> Plan:
         """Plan the specs' environments (or their deletion)."""
         native: _native.Plan = await self._native.plan_async(
-            specs._native, destroy=destroy, on_event=_callback(on_event)
+            specs._native,
+            destroy=destroy,
+            delete_data=delete_data,
+            delete_production_data=delete_production_data,
+            on_event=_callback(on_event),
         )
         return Plan(native)
 
@@ -525,11 +562,20 @@ class AsyncEngine:
         self,
         specs: Specs,
         *,
+        delete_data: bool = False,
+        delete_production_data: bool = False,
         on_event: Optional[EventCallback] = None,
         raise_on_failure: bool = True,
     ) -> ApplyReport:
-        """Delete the specs' stacks, dependents first."""
-        plan = await self.plan(specs, destroy=True, on_event=on_event)
+        """Delete the specs' stacks, dependents first (see the blocking
+        ``destroy``)."""
+        plan = await self.plan(
+            specs,
+            destroy=True,
+            delete_data=delete_data,
+            delete_production_data=delete_production_data,
+            on_event=on_event,
+        )
         return await self.apply(plan, on_event=on_event, raise_on_failure=raise_on_failure)
 
     async def status(self, specs: Specs) -> List[TargetStatus]:

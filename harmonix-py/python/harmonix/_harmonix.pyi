@@ -87,9 +87,23 @@ class Engine:
         poll_interval: Tuple[float, float] = ...,
         command: Optional[str] = ...,
     ) -> None: ...
-    def plan(self, specs: SpecSet, *, destroy: bool = ..., on_event: _OnEvent = ...) -> Plan: ...
+    def plan(
+        self,
+        specs: SpecSet,
+        *,
+        destroy: bool = ...,
+        delete_data: bool = ...,
+        delete_production_data: bool = ...,
+        on_event: _OnEvent = ...,
+    ) -> Plan: ...
     def plan_async(
-        self, specs: SpecSet, *, destroy: bool = ..., on_event: _OnEvent = ...
+        self,
+        specs: SpecSet,
+        *,
+        destroy: bool = ...,
+        delete_data: bool = ...,
+        delete_production_data: bool = ...,
+        on_event: _OnEvent = ...,
     ) -> Awaitable[Plan]: ...
     def apply(
         self, plan: Plan, *, catalog_path: Optional[str] = ..., on_event: _OnEvent = ...

@@ -222,6 +222,28 @@ class CatalogResult:
 
 
 @dataclass(frozen=True)
+class KeptResource:
+    """A resource a destroyed stack kept (its template's DeletionPolicy:
+    ``Retain``, or ``Snapshot``: the resource's final snapshot is kept)."""
+
+    stack: str
+    logical_id: str
+    resource_type: str
+    physical_id: str
+    policy: str
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "KeptResource":
+        return cls(
+            stack=_s(d, "stack"),
+            logical_id=_s(d, "logicalId"),
+            resource_type=_s(d, "resourceType"),
+            physical_id=_s(d, "physicalId"),
+            policy=_s(d, "policy"),
+        )
+
+
+@dataclass(frozen=True)
 class ApplyReport:
     """The result of an apply or destroy."""
 
@@ -234,6 +256,7 @@ class ApplyReport:
     warnings: Tuple[str, ...]
     catalog_error: Optional[str]
     requests: Dict[str, int]
+    kept: Tuple[KeptResource, ...] = ()
 
     @property
     def stacks(self) -> Tuple[StackResult, ...]:
@@ -256,6 +279,7 @@ class ApplyReport:
             warnings=tuple(str(w) for w in d.get("warnings", [])),
             catalog_error=_os(d, "catalogError"),
             requests={str(k): int(v) for k, v in (d.get("requests") or {}).items()},
+            kept=tuple(KeptResource.from_json(k) for k in d.get("kept", [])),
         )
 
 
