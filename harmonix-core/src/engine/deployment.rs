@@ -1148,7 +1148,7 @@ impl Engine {
                     report.catalog_error = Some(msg);
                 }
             }
-        } else if plan.kind == PlanKind::Deploy {
+        } else if plan.kind == PlanKind::Deploy && !report.succeeded() {
             warnings.push("catalog not written: not every stack succeeded".to_owned());
         }
         Ok(report)
