@@ -2,7 +2,8 @@
 //! every example spec's entities (before and after deployment) are written
 //! with `write_catalog` and validated by `tests/node/validate-catalog.mjs`
 //! (@backstage/catalog-model policies, built-in kind validators and the
-//! JSON schemas of the Harmonix kinds in `tests/node/schemas/`). Negative
+//! JSON schemas of the Harmonix kinds in
+//! `backstage/plugins/harmonix-common/schemas/`). Negative
 //! cases prove the validator rejects what it should; merge tests use
 //! `tests/data/catalog/existing.yaml`.
 

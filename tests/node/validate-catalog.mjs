@@ -10,8 +10,10 @@
 //     NoForeignRootFieldsEntityPolicy, FieldFormatEntityPolicy);
 //   - the kind schema: the built-in validators for the core kinds
 //     (Component, API, Resource, ...), and for the Harmonix kinds
-//     AWSEnvironmentProvider and AWSEnvironment the JSON schemas in
-//     ./schemas, through entityKindSchemaValidator.
+//     AWSEnvironmentProvider and AWSEnvironment the JSON schemas of
+//     backstage/plugins/harmonix-common/schemas (their one source, which
+//     the catalog module validates with too), through
+//     entityKindSchemaValidator.
 //
 // Prints one JSON line per document: {file, index, kind, name, ok, error,
 // schema} (index: 0-based position of the document in its file; schema:
@@ -47,7 +49,8 @@ const policies = EntityPolicies.allOf([
 ]);
 
 function loadSchema(file) {
-  return JSON.parse(readFileSync(new URL(`./schemas/${file}`, import.meta.url), 'utf8'));
+  const url = new URL(`../../backstage/plugins/harmonix-common/schemas/${file}`, import.meta.url);
+  return JSON.parse(readFileSync(url, 'utf8'));
 }
 
 // Harmonix kinds: validator functions returning the entity, `false` when
