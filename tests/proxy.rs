@@ -596,7 +596,10 @@ fn serve(client: TcpStream, upstream_port: u16, state: &Mutex<State>) {
                 .entry(format!("{op}: {}", v.rule))
                 .or_default() += 1;
             let response = error_response(&req, 400, v.code, &v.message);
-            if writer.write_all(&response).is_err() {
+            let close = req
+                .header("connection")
+                .is_some_and(|c| c.eq_ignore_ascii_case("close"));
+            if writer.write_all(&response).is_err() || close {
                 break;
             }
             continue;
@@ -636,6 +639,12 @@ fn serve(client: TcpStream, upstream_port: u16, state: &Mutex<State>) {
         }
         if !has_length(&response) {
             break; // body delimited by close: the client needs the close
+        }
+        if req
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+        {
+            break; // the client asked to close after this response
         }
     }
     let _ = writer.shutdown(Shutdown::Both);
