@@ -199,7 +199,14 @@ describe('engine on the emulator', () => {
 
   test('abort stops starting new stacks; the event loop stays free', async () => {
     const e = await engine(emu.url, { concurrency: 1 });
-    const specs = orders().concat(payments());
+    // Another name than the first test's: its destroy kept that
+    // environment's audit table, key and log group (retained data), so
+    // creating it again under the same names is refused.
+    const abortOrders = parseSpecs(
+      exampleText('serverless.yaml', true).replace('name: orders-dev', 'name: orders-abort'),
+      'orders-abort.yaml',
+    );
+    const specs = abortOrders.concat(payments());
     await e.bootstrap(specs); // the account-level stack first, as an admin would
     const plan = await e.plan(specs);
     const controller = new AbortController();
@@ -232,11 +239,15 @@ describe('engine on the emulator', () => {
 
   test('a held lock names its holder', async () => {
     const e = await engine(emu.url);
-    const specs = orders();
+    // A name no earlier test used (a destroyed one keeps its data).
+    const specs = parseSpecs(
+      exampleText('serverless.yaml', true).replace('name: orders-dev', 'name: orders-locked'),
+      'orders-locked.yaml',
+    );
     await e.bootstrap(specs);
     const now = Date.now();
     const item = {
-      lockId: { S: '123456789012/us-east-1/opa-orders-dev' },
+      lockId: { S: '123456789012/us-east-1/opa-orders-locked' },
       holderId: { S: 'someone-else' },
       host: { S: 'runner-9' },
       pid: { N: '777' },
@@ -258,7 +269,7 @@ describe('engine on the emulator', () => {
     assert.equal(r.status, 200, await r.text());
     await assert.rejects(e.apply(specs), (err) => {
       assert.equal(err.code, 'HARMONIX_LOCK_HELD');
-      assert.equal(err.lockId, '123456789012/us-east-1/opa-orders-dev');
+      assert.equal(err.lockId, '123456789012/us-east-1/opa-orders-locked');
       assert.match(err.holder, /gitlab-runner@runner-9 pid 777/);
       return true;
     });
