@@ -493,6 +493,17 @@ pub fn environment_roles(
             &["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
             vec![fns::get_att(ids::AUDIT_TABLE, "Arn")],
         ),
+        // Reading the latest records queries the index, a resource of its
+        // own: `table/NAME/index/INDEX`.
+        // <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/iam-policy-specific-table-indexes.html>
+        allow(
+            &["dynamodb:Query"],
+            vec![fns::sub(&format!(
+                "${{{}.Arn}}/index/{}",
+                ids::AUDIT_TABLE,
+                crate::engine::audit::AUDIT_BY_TIME_INDEX
+            ))],
+        ),
         allow(
             &[
                 "logs:CreateLogStream",
