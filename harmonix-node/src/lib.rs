@@ -567,6 +567,30 @@ impl Engine {
         self.inner.bootstrap(&set).await.map_err(|e| js_error(&e))
     }
 
+    /// Every stack's outputs (completed from its resources where
+    /// CloudFormation lists none), JSON.
+    #[napi]
+    pub async fn outputs(&self, specs: String) -> napi::Result<String> {
+        let set = specs_of(&specs)?;
+        self.inner
+            .outputs(&set)
+            .await
+            .map(|s| to_text(&s))
+            .map_err(|e| js_error(&e))
+    }
+
+    /// The newest `limit` audit records of every provider, newest first,
+    /// JSON.
+    #[napi]
+    pub async fn audit_items(&self, specs: String, limit: u32) -> napi::Result<String> {
+        let set = specs_of(&specs)?;
+        self.inner
+            .audit_items(&set, limit as usize)
+            .await
+            .map(|s| to_text(&s))
+            .map_err(|e| js_error(&e))
+    }
+
     /// AWS requests sent so far, by operation (JSON).
     #[napi]
     pub fn request_counts(&self) -> String {

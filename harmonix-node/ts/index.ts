@@ -441,6 +441,52 @@ export interface TargetStatus {
   stacks: StackStatus[];
 }
 
+/** A defined stack's outputs. */
+export interface StackOutputs {
+  name: string;
+  /** The provider that defines the stack. */
+  provider: string;
+  account: string;
+  region: string;
+  /** Whether the stack is deployed (no outputs when not). */
+  deployed: boolean;
+  outputs: Record<string, string>;
+}
+
+/** One audit record (see harmonix-core's `engine::audit`). */
+export interface AuditItem {
+  id: string;
+  createdAt: string;
+  origin: string;
+  actionType: string;
+  actionName: string;
+  initiatedBy: string;
+  owner: string;
+  assumedRole: string;
+  targetAccount: string;
+  targetRegion: string;
+  prefix: string;
+  providerName: string;
+  /** The request as redacted JSON text. */
+  request: string;
+  status: 'STARTED' | 'SUCCESS' | 'FAILED';
+  message: string;
+  [attribute: string]: unknown;
+}
+
+/** The latest audit records of one environment provider. */
+export interface ProviderAudit {
+  provider: string;
+  account: string;
+  region: string;
+  /** The provider's audit table. */
+  table: string;
+  /** False when the table does not exist (never deployed). */
+  tableFound: boolean;
+  /** Newest first. */
+  items: AuditItem[];
+}
+
 // ----------------------------------------------------------------- engine --
 
 /** Options of {@link Engine.create}. */
@@ -594,6 +640,22 @@ export class Engine {
   /** Create the lock table in every target account/region. */
   bootstrap(specs: Specs): Promise<string[]> {
     return callAsync(() => this.inner.bootstrap(specs.json));
+  }
+
+  /** Every stack's outputs, deployed or not. */
+  async outputs(specs: Specs): Promise<StackOutputs[]> {
+    return JSON.parse(await callAsync(() => this.inner.outputs(specs.json))) as StackOutputs[];
+  }
+
+  /** The newest `limit` (1 to 1000, default 20) audit records of each
+   * provider, newest first (from the audit table's index by time, which is
+   * eventually consistent). */
+  async auditItems(specs: Specs, options: { limit?: number } = {}): Promise<ProviderAudit[]> {
+    const limit = options.limit ?? 20;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new HarmonixError('HARMONIX_INVALID_INPUT', `limit = ${limit}: an integer from 1 to 1000`);
+    }
+    return JSON.parse(await callAsync(() => this.inner.auditItems(specs.json, limit))) as ProviderAudit[];
   }
 
   /** AWS requests sent so far, by operation. */

@@ -14,6 +14,9 @@
 //! after a timeout (when the first attempt did land) never duplicates the
 //! record; that case is reported as [`AuditWrite::AlreadyWritten`] by
 //! [`AuditWriter::write_outcome`] and as `Ok(())` by [`AuditWriter::write`].
+//!
+//! [`latest`] reads the newest records back (Query on the table's
+//! [`AUDIT_BY_TIME_INDEX`], newest first, page by page).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,6 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::QueryError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -32,6 +36,13 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `origin` attribute of every record Harmonix writes.
 pub const ORIGIN: &str = "harmonix";
+
+/// The audit table's index by time: partition key `origin` (every record
+/// has [`ORIGIN`]), sort key `createdAt`.
+pub const AUDIT_BY_TIME_INDEX: &str = "byCreatedAt";
+
+/// The most records [`latest`] returns.
+pub const MAX_LATEST: usize = 1000;
 
 /// What replaces a secret value in [`redact`].
 pub const REDACTED: &str = "***";
@@ -286,6 +297,85 @@ impl AuditWriter {
     }
 }
 
+/// The newest `limit` records (at most [`MAX_LATEST`]) of `table_name`,
+/// newest first, each as its attributes (`S` and `N` as JSON strings and
+/// numbers, `BOOL` and `NULL` as themselves; other types are left out).
+/// `Ok(None)` when the table does not exist (the environment was never
+/// deployed).
+///
+/// A Query on [`AUDIT_BY_TIME_INDEX`] with `ScanIndexForward=false`,
+/// following `LastEvaluatedKey` until `limit` records are read. The index
+/// is eventually consistent: a record written a moment ago may be missing.
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Query.html>
+pub async fn latest(
+    client: &Client,
+    table_name: &str,
+    limit: usize,
+    call_timeout: Duration,
+) -> Result<Option<Vec<serde_json::Map<String, Value>>>, AuditError> {
+    let limit = limit.min(MAX_LATEST);
+    let mut out = Vec::with_capacity(limit);
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    while out.len() < limit {
+        let page = limit - out.len();
+        let call = client
+            .query()
+            .table_name(table_name)
+            .index_name(AUDIT_BY_TIME_INDEX)
+            .key_condition_expression("#o = :o")
+            .expression_attribute_names("#o", "origin")
+            .expression_attribute_values(":o", AttributeValue::S(ORIGIN.to_owned()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(page).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start.take())
+            .send();
+        let result = tokio::time::timeout(call_timeout, call)
+            .await
+            .map_err(|_| AuditError::Timeout {
+                operation: "Query",
+                table: table_name.to_owned(),
+                after: call_timeout,
+            })?;
+        let resp = match result {
+            Ok(r) => r,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(QueryError::is_resource_not_found_exception) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(aws_error("Query", table_name, e)),
+        };
+        out.extend(resp.items().iter().map(item_json));
+        match resp.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    out.truncate(limit);
+    Ok(Some(out))
+}
+
+/// An item's attributes as JSON (see [`latest`]).
+fn item_json(item: &HashMap<String, AttributeValue>) -> serde_json::Map<String, Value> {
+    let mut keys: Vec<&String> = item.keys().collect();
+    keys.sort();
+    keys.into_iter()
+        .filter_map(|k| {
+            let v = match &item[k] {
+                AttributeValue::S(s) => Value::String(s.clone()),
+                AttributeValue::N(n) => n
+                    .parse::<serde_json::Number>()
+                    .map_or_else(|_| Value::String(n.clone()), Value::Number),
+                AttributeValue::Bool(b) => Value::Bool(*b),
+                AttributeValue::Null(_) => Value::Null,
+                _ => return None,
+            };
+            Some((k.clone(), v))
+        })
+        .collect()
+}
+
 fn aws_error<E, R>(operation: &'static str, table: &str, err: SdkError<E, R>) -> AuditError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -406,6 +496,136 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    mod latest_records {
+        use super::super::*;
+        use aws_sdk_dynamodb::operation::query::QueryOutput;
+        use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
+        use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+        fn item(id: &str, at: &str) -> HashMap<String, AttributeValue> {
+            let mut r = AuditRecord::new("apply", "payments-dev");
+            r.id = id.to_owned();
+            r.created_at = at.to_owned();
+            r.status = AuditStatus::Success;
+            r.to_item()
+        }
+
+        fn key(id: &str, at: &str) -> HashMap<String, AttributeValue> {
+            HashMap::from([
+                ("id".to_owned(), AttributeValue::S(id.to_owned())),
+                ("createdAt".to_owned(), AttributeValue::S(at.to_owned())),
+                ("origin".to_owned(), AttributeValue::S(ORIGIN.to_owned())),
+            ])
+        }
+
+        fn by_time(r: &aws_sdk_dynamodb::operation::query::QueryInput) -> bool {
+            r.table_name() == Some("opa-payments-dev-audit")
+                && r.index_name() == Some(AUDIT_BY_TIME_INDEX)
+                && r.scan_index_forward() == Some(false)
+                && r.key_condition_expression() == Some("#o = :o")
+                && r.expression_attribute_names()
+                    .is_some_and(|n| n.get("#o").map(String::as_str) == Some("origin"))
+                && r.expression_attribute_values()
+                    .is_some_and(|v| v.get(":o") == Some(&AttributeValue::S("harmonix".into())))
+        }
+
+        #[tokio::test]
+        async fn newest_first_across_pages_up_to_the_limit() {
+            let first = mock!(aws_sdk_dynamodb::Client::query)
+                .match_requests(|r| {
+                    by_time(r) && r.exclusive_start_key().is_none() && r.limit() == Some(5)
+                })
+                .then_output(|| {
+                    QueryOutput::builder()
+                        .items(item("b", "2026-12-08T10:00:02.000Z"))
+                        .items(item("a", "2026-12-08T10:00:01.000Z"))
+                        .set_last_evaluated_key(Some(key("a", "2026-12-08T10:00:01.000Z")))
+                        .build()
+                });
+            let second = mock!(aws_sdk_dynamodb::Client::query)
+                .match_requests(|r| {
+                    by_time(r)
+                        && r.exclusive_start_key()
+                            .and_then(|k| k.get("id"))
+                            .is_some_and(|v| v == &AttributeValue::S("a".into()))
+                        && r.limit() == Some(3)
+                })
+                .then_output(|| {
+                    QueryOutput::builder()
+                        .items(item("0", "2026-12-07T09:00:00.000Z"))
+                        .build()
+                });
+            let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &second]);
+            let got = latest(&client, "opa-payments-dev-audit", 5, DEFAULT_CALL_TIMEOUT)
+                .await
+                .expect("query")
+                .expect("table exists");
+            assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+            let ids: Vec<&str> = got.iter().map(|i| i["id"].as_str().unwrap_or("")).collect();
+            assert_eq!(ids, ["b", "a", "0"]);
+            assert_eq!(got[0]["status"], "SUCCESS");
+            assert_eq!(got[0]["actionType"], "apply");
+            assert_eq!(got[0]["createdAt"], "2026-12-08T10:00:02.000Z");
+        }
+
+        #[tokio::test]
+        async fn stops_once_the_limit_is_read() {
+            let page = mock!(aws_sdk_dynamodb::Client::query)
+                .match_requests(|r| by_time(r) && r.limit() == Some(2))
+                .then_output(|| {
+                    QueryOutput::builder()
+                        .items(item("b", "2026-12-08T10:00:02.000Z"))
+                        .items(item("a", "2026-12-08T10:00:01.000Z"))
+                        .set_last_evaluated_key(Some(key("a", "2026-12-08T10:00:01.000Z")))
+                        .build()
+                });
+            let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&page]);
+            let got = latest(&client, "opa-payments-dev-audit", 2, DEFAULT_CALL_TIMEOUT)
+                .await
+                .expect("query")
+                .expect("table exists");
+            assert_eq!(page.num_calls(), 1);
+            assert_eq!(got.len(), 2);
+        }
+
+        #[tokio::test]
+        async fn a_missing_table_is_none_and_other_errors_name_the_table() {
+            let missing = mock!(aws_sdk_dynamodb::Client::query)
+                .match_requests(|r| r.table_name() == Some("opa-payments-dev-audit"))
+                .then_error(|| {
+                    QueryError::ResourceNotFoundException(
+                        ResourceNotFoundException::builder()
+                            .message("Requested resource not found")
+                            .build(),
+                    )
+                });
+            let denied = mock!(aws_sdk_dynamodb::Client::query)
+                .match_requests(|r| r.table_name() == Some("other-audit"))
+                .then_error(|| {
+                    QueryError::generic(
+                        aws_sdk_dynamodb::error::ErrorMetadata::builder()
+                            .code("AccessDeniedException")
+                            .message("not authorized to perform: dynamodb:Query")
+                            .build(),
+                    )
+                });
+            let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&missing, &denied]);
+            let none = latest(&client, "opa-payments-dev-audit", 10, DEFAULT_CALL_TIMEOUT)
+                .await
+                .expect("missing table is not an error");
+            assert!(none.is_none());
+            let err = latest(&client, "other-audit", 10, DEFAULT_CALL_TIMEOUT)
+                .await
+                .expect_err("access denied");
+            let text = err.to_string();
+            assert!(
+                text.contains("Query") && text.contains("other-audit"),
+                "{text}"
+            );
+            assert!(text.contains("AccessDeniedException"), "{text}");
+        }
+    }
 
     #[test]
     fn rfc3339_known_instants() {

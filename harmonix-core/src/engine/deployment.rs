@@ -456,6 +456,42 @@ pub struct TargetStatus {
     pub stacks: Vec<StackStatusReport>,
 }
 
+/// The latest audit records of one environment provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderAudit {
+    /// The provider's name.
+    pub provider: String,
+    /// Account.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// The audit table (`Names::of(spec).audit_table`).
+    pub table: String,
+    /// Whether the table exists (false: the provider was never deployed).
+    pub table_found: bool,
+    /// The records, newest first (see [`super::audit::latest`]).
+    pub items: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The outputs of one defined stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackOutputsReport {
+    /// Stack name.
+    pub name: String,
+    /// The provider that defines it.
+    pub provider: String,
+    /// Account.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Whether the stack is deployed (no outputs when it is not).
+    pub deployed: bool,
+    /// Output key to value.
+    pub outputs: BTreeMap<String, String>,
+}
+
 /// The engine a pipeline job, a script or a Backstage plugin drives.
 ///
 /// Cheap to clone; every clone shares the client pool (credentials and API
@@ -1339,6 +1375,72 @@ impl Engine {
         Ok(out)
     }
 
+    /// The outputs of every stack of `specs` (deployed or not), completed
+    /// from the stacks' resources where CloudFormation lists no value, as
+    /// the catalog entities are.
+    pub async fn outputs(&self, specs: &SpecSet) -> Result<Vec<StackOutputsReport>, Error> {
+        let groups = self.groups(specs)?;
+        let mut out = Vec::new();
+        for g in &groups {
+            let c = self.clients(&g.target).await?;
+            let state = read_state(&c.cloudformation).await?;
+            for def in &g.defs {
+                let mut outputs = BTreeMap::new();
+                let deployed = state
+                    .get(&def.name)
+                    .filter(|st| st.status != "REVIEW_IN_PROGRESS");
+                if let Some(st) = deployed {
+                    outputs = st.outputs.clone();
+                    complete_outputs(&c.cloudformation, def, &mut outputs).await?;
+                }
+                out.push(StackOutputsReport {
+                    name: def.name.clone(),
+                    provider: def.provider.clone(),
+                    account: g.target.account.clone(),
+                    region: g.target.region.clone(),
+                    deployed: deployed.is_some(),
+                    outputs,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest `limit` audit records (at most
+    /// [`super::audit::MAX_LATEST`]) of every provider of `specs`, newest
+    /// first, read as each target's environment role.
+    pub async fn audit_items(
+        &self,
+        specs: &SpecSet,
+        limit: usize,
+    ) -> Result<Vec<ProviderAudit>, Error> {
+        let groups = self.groups_of(specs, false)?;
+        let mut out = Vec::new();
+        for g in &groups {
+            let c = self.clients(&g.target).await?;
+            for (_, p) in &g.providers {
+                let table = Names::of(p).audit_table;
+                let items = super::audit::latest(
+                    &c.dynamodb,
+                    &table,
+                    limit,
+                    super::audit::DEFAULT_CALL_TIMEOUT,
+                )
+                .await
+                .map_err(|e| audit_read_error(&table, e))?;
+                out.push(ProviderAudit {
+                    provider: p.name.clone(),
+                    account: g.target.account.clone(),
+                    region: g.target.region.clone(),
+                    table,
+                    table_found: items.is_some(),
+                    items: items.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// Build the catalog entities from the deployed stacks and write them
     /// to `path` (when given). Stacks not deployed leave their values to
     /// the derived names.
@@ -1637,6 +1739,33 @@ async fn release_all(guards: Vec<LockGuard>) -> Vec<String> {
     .filter_map(|m| async move { m })
     .collect()
     .await
+}
+
+/// A failed audit read as an engine error (it names the table, never
+/// credentials).
+fn audit_read_error(table: &str, e: super::audit::AuditError) -> Error {
+    use super::audit::AuditError;
+    match e {
+        AuditError::Timeout { after, .. } => EngineError::Timeout {
+            what: format!("DynamoDB Query on audit table `{table}`"),
+            after,
+        }
+        .into(),
+        AuditError::Aws {
+            operation,
+            code,
+            source,
+            ..
+        } => EngineError::Aws {
+            service: "DynamoDB",
+            operation,
+            stack: None,
+            code: code.unwrap_or_else(|| "unknown".to_owned()),
+            message: format!("audit table `{table}`: {source}"),
+            source,
+        }
+        .into(),
+    }
 }
 
 /// Write audit records concurrently; a warning per record not written.

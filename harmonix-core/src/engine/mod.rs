@@ -23,6 +23,6 @@ pub mod state;
 
 pub use deployment::{
     CatalogReport, DEPLOYMENT_PLAN_FORMAT, DeployReport, DeploymentPlan, Engine, EngineOptions,
-    LockOptions, PlanKind, PlanSummary, TargetPlan, TargetReport, TargetStatus,
-    default_catalog_path, lock_id,
+    LockOptions, PlanKind, PlanSummary, ProviderAudit, StackOutputsReport, TargetPlan,
+    TargetReport, TargetStatus, default_catalog_path, lock_id,
 };

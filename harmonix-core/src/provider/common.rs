@@ -272,6 +272,17 @@ pub fn log_group(t: &mut Template, spec: &ProviderSpec) {
 /// recovery, KMS, on-demand; retained ([`RETAIN`]) and protected from
 /// deletion by anyone, inside CloudFormation or outside it.
 /// <https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-dynamodb-table.html#cfn-dynamodb-table-deletionprotectionenabled>
+///
+/// With `id` as the partition key, "the latest records" is not a Query on
+/// the table; the index [`AUDIT_BY_TIME_INDEX`] (partition `origin`, always
+/// `harmonix`, sort `createdAt`) makes it one, read newest first
+/// (`ScanIndexForward=false`). Audit writes are a few per apply, far below
+/// what one index partition takes. An update adding the index to a
+/// deployed table is done in place, the existing records backfilled.
+/// <https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-dynamodb-table.html#cfn-dynamodb-table-globalsecondaryindexes>
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.OnlineOps.html>
+///
+/// [`AUDIT_BY_TIME_INDEX`]: crate::engine::audit::AUDIT_BY_TIME_INDEX
 pub fn audit_table(t: &mut Template) {
     t.resource(
         ids::AUDIT_TABLE,
@@ -284,7 +295,8 @@ pub fn audit_table(t: &mut Template) {
                 "AttributeDefinitions",
                 json!([
                     { "AttributeName": "id", "AttributeType": "S" },
-                    { "AttributeName": "createdAt", "AttributeType": "S" }
+                    { "AttributeName": "createdAt", "AttributeType": "S" },
+                    { "AttributeName": "origin", "AttributeType": "S" }
                 ]),
             )
             .property(
@@ -293,6 +305,17 @@ pub fn audit_table(t: &mut Template) {
                     { "AttributeName": "id", "KeyType": "HASH" },
                     { "AttributeName": "createdAt", "KeyType": "RANGE" }
                 ]),
+            )
+            .property(
+                "GlobalSecondaryIndexes",
+                json!([{
+                    "IndexName": crate::engine::audit::AUDIT_BY_TIME_INDEX,
+                    "KeySchema": [
+                        { "AttributeName": "origin", "KeyType": "HASH" },
+                        { "AttributeName": "createdAt", "KeyType": "RANGE" }
+                    ],
+                    "Projection": { "ProjectionType": "ALL" }
+                }]),
             )
             .property(
                 "PointInTimeRecoverySpecification",
@@ -469,6 +492,17 @@ pub fn environment_roles(
         allow(
             &["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
             vec![fns::get_att(ids::AUDIT_TABLE, "Arn")],
+        ),
+        // Reading the latest records queries the index, a resource of its
+        // own: `table/NAME/index/INDEX`.
+        // <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/iam-policy-specific-table-indexes.html>
+        allow(
+            &["dynamodb:Query"],
+            vec![fns::sub(&format!(
+                "${{{}.Arn}}/index/{}",
+                ids::AUDIT_TABLE,
+                crate::engine::audit::AUDIT_BY_TIME_INDEX
+            ))],
         ),
         allow(
             &[
@@ -1218,6 +1252,50 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    #[test]
+    fn audit_table_has_the_index_by_time_that_latest_queries() {
+        let mut t = Template::new("t");
+        audit_table(&mut t);
+        let p = &t.resources[ids::AUDIT_TABLE].properties;
+        let gsi = p["GlobalSecondaryIndexes"].as_array().expect("indexes");
+        assert_eq!(gsi.len(), 1);
+        assert_eq!(
+            gsi[0]["IndexName"],
+            crate::engine::audit::AUDIT_BY_TIME_INDEX
+        );
+        assert_eq!(
+            gsi[0]["KeySchema"],
+            json!([
+                { "AttributeName": "origin", "KeyType": "HASH" },
+                { "AttributeName": "createdAt", "KeyType": "RANGE" }
+            ])
+        );
+        assert_eq!(gsi[0]["Projection"]["ProjectionType"], "ALL");
+        // Every key attribute of the table and index is defined, as a string.
+        let defined: BTreeSet<(String, String)> = p["AttributeDefinitions"]
+            .as_array()
+            .expect("definitions")
+            .iter()
+            .map(|d| {
+                (
+                    d["AttributeName"].as_str().unwrap_or("").to_owned(),
+                    d["AttributeType"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        for name in ["id", "createdAt", "origin"] {
+            assert!(
+                defined.contains(&(name.to_owned(), "S".to_owned())),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            defined.len(),
+            3,
+            "CloudFormation refuses unused definitions"
+        );
+    }
 
     #[test]
     fn subnet_cidrs_split_the_vpc_into_eighths_like_fn_cidr() {

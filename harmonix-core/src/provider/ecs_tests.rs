@@ -286,6 +286,13 @@ fn the_operations_role_reads_its_stack_audit_table_resource_groups_and_app_secre
     ] {
         assert_eq!(allowing(ops, action)["Resource"], audit, "{action}");
     }
+    // The latest records come from the audit table's index by time.
+    let index = json!([fns::sub("${AuditTable.Arn}/index/byCreatedAt")]);
+    assert!(
+        ops.iter()
+            .any(|st| st["Resource"] == index && st["Action"] == json!(["dynamodb:Query"])),
+        "{ops:?}"
+    );
     for action in [
         "resource-groups:ListGroups",
         "resource-groups:SearchResources",
