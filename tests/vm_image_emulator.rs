@@ -473,10 +473,14 @@ async fn a_template_over_the_inline_limit_is_applied_from_the_assets_bucket() {
         .await
         .expect("lifecycle");
     let rule = lifecycle.rules().first().expect("a lifecycle rule");
-    assert_eq!(rule.expiration().and_then(|e| e.days()), Some(90));
+    assert_eq!(
+        rule.expiration()
+            .and_then(aws_sdk_s3::types::LifecycleExpiration::days),
+        Some(90)
+    );
     assert_eq!(
         rule.noncurrent_version_expiration()
-            .and_then(|e| e.noncurrent_days()),
+            .and_then(aws_sdk_s3::types::NoncurrentVersionExpiration::noncurrent_days),
         Some(30)
     );
 

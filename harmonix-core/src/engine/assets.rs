@@ -247,7 +247,13 @@ impl Bucket {
             .await;
         let exists = match head {
             Ok(_) => true,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => false,
+            Err(e)
+                if e.as_service_error().is_some_and(
+                    aws_sdk_s3::operation::head_bucket::HeadBucketError::is_not_found,
+                ) =>
+            {
+                false
+            }
             Err(e) => {
                 // HeadBucket answers 403 without a body both when the
                 // bucket belongs to another account and when access is
