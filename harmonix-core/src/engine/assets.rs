@@ -346,10 +346,7 @@ impl Bucket {
                 ServerSideEncryptionByDefault::builder()
                     .sse_algorithm(ServerSideEncryption::Aes256)
                     .build()
-                    .map_err(|e| EngineError::InvalidInput {
-                        path: name.clone(),
-                        problem: e.to_string(),
-                    })?,
+                    .map_err(build_error(name))?,
             )
             .build();
         c.put_bucket_encryption()
@@ -359,10 +356,7 @@ impl Bucket {
                 ServerSideEncryptionConfiguration::builder()
                     .rules(rule)
                     .build()
-                    .map_err(|e| EngineError::InvalidInput {
-                        path: name.clone(),
-                        problem: e.to_string(),
-                    })?,
+                    .map_err(build_error(name))?,
             )
             .send()
             .await
@@ -411,10 +405,7 @@ impl Bucket {
                     .build(),
             )
             .build()
-            .map_err(|e| EngineError::InvalidInput {
-                path: name.clone(),
-                problem: e.to_string(),
-            })?;
+            .map_err(build_error(name))?;
         c.put_bucket_lifecycle_configuration()
             .bucket(name)
             .expected_bucket_owner(owner)
@@ -422,15 +413,21 @@ impl Bucket {
                 BucketLifecycleConfiguration::builder()
                     .rules(lifecycle)
                     .build()
-                    .map_err(|e| EngineError::InvalidInput {
-                        path: name.clone(),
-                        problem: e.to_string(),
-                    })?,
+                    .map_err(build_error(name))?,
             )
             .send()
             .await
             .map_err(s3_error(name, "PutBucketLifecycleConfiguration"))?;
         Ok(())
+    }
+}
+
+/// Maps a builder's missing-field error of a bucket setting (a bug of
+/// ours, named with the bucket).
+fn build_error(bucket: &str) -> impl Fn(aws_sdk_s3::error::BuildError) -> EngineError + '_ {
+    move |e| EngineError::InvalidInput {
+        path: bucket.to_owned(),
+        problem: e.to_string(),
     }
 }
 
