@@ -320,6 +320,31 @@ pub struct PlannedStack {
     pub deleted_data: Vec<RetainedResource>,
 }
 
+impl PlannedStack {
+    /// A stack with nothing to do yet (`noOp`, no change set, no changes):
+    /// what planning starts from before it decides.
+    pub(crate) fn unchanged(
+        name: String,
+        depends_on: Vec<String>,
+        hash: String,
+        observed: Option<Observed>,
+    ) -> Self {
+        Self {
+            name,
+            action: ActionKind::NoOp,
+            depends_on,
+            hash,
+            observed,
+            change_set_id: None,
+            change_set_stack_id: None,
+            changes: Vec::new(),
+            source: None,
+            kept: Vec::new(),
+            deleted_data: Vec::new(),
+        }
+    }
+}
+
 /// A reviewed plan for the stacks of one account/region.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -708,19 +733,12 @@ enum Decision {
 
 fn decide(def: &StackDefinition, st: Option<&StackState>) -> Result<Decision, EngineError> {
     let hash = def.content_hash();
-    let base = PlannedStack {
-        name: def.name.clone(),
-        action: ActionKind::NoOp,
-        depends_on: def.depends_on.clone(),
+    let base = PlannedStack::unchanged(
+        def.name.clone(),
+        def.depends_on.clone(),
         hash,
-        observed: st.map(Observed::from),
-        change_set_id: None,
-        change_set_stack_id: None,
-        changes: Vec::new(),
-        source: None,
-        kept: Vec::new(),
-        deleted_data: Vec::new(),
-    };
+        st.map(Observed::from),
+    );
     let Some(st) = st else {
         return Ok(Decision::ChangeSet(ChangeSetType::Create));
     };
@@ -967,19 +985,7 @@ async fn plan_change_set(
             .await?
         }
     };
-    let mut ps = PlannedStack {
-        name: def.name.clone(),
-        action: ActionKind::NoOp,
-        depends_on: def.depends_on.clone(),
-        hash,
-        observed,
-        change_set_id: None,
-        change_set_stack_id: None,
-        changes: Vec::new(),
-        source: None,
-        kept: Vec::new(),
-        deleted_data: Vec::new(),
-    };
+    let mut ps = PlannedStack::unchanged(def.name.clone(), def.depends_on.clone(), hash, observed);
     if let ChangeSetResult::Ready {
         id,
         stack_id,
@@ -1358,21 +1364,17 @@ pub async fn plan_destroy_with(
     for d in defs {
         let st = state.get(&d.name);
         let mut ps = PlannedStack {
-            name: d.name.clone(),
             action: if st.is_some() {
                 ActionKind::Delete
             } else {
                 ActionKind::NoOp
             },
-            depends_on: d.depends_on.clone(),
-            hash: st.and_then(|s| s.hash.clone()).unwrap_or_default(),
-            observed: st.map(Observed::from),
-            change_set_id: None,
-            change_set_stack_id: None,
-            changes: Vec::new(),
-            source: None,
-            kept: Vec::new(),
-            deleted_data: Vec::new(),
+            ..PlannedStack::unchanged(
+                d.name.clone(),
+                d.depends_on.clone(),
+                st.and_then(|s| s.hash.clone()).unwrap_or_default(),
+                st.map(Observed::from),
+            )
         };
         // A stack holding only change sets has no template or resources.
         if let Some(st) = st.filter(|s| s.status != "REVIEW_IN_PROGRESS") {
